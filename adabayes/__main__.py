@@ -1,0 +1,3 @@
+from adabayes.cli import main
+
+raise SystemExit(main())

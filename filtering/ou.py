@@ -1,0 +1,64 @@
+"""Coefficients of the discretised Ornstein-Uhlenbeck prior on the optimal weight w*.
+
+The paper's OU step (Eq. 14) is ``w*(t+1) = a w*(t) + N(0, eta**2)`` with ``a = 1 - eta**2 / (2 sigma2)``,
+so the variance prediction (Eq. 17b) is ``sigma2_prior = a**2 sigma2_post + eta**2``.
+The author's public code uses the exact exponential discretisation instead: factor ``exp(-eta**2 / sigma2)``
+and noise ``sigma2 (1 - exp(-eta**2 / sigma2))``, which keeps the stationary variance at exactly ``sigma2``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .validation import check_predict
+
+__all__ = ["mean_decay", "stationary_variance", "variance_predict_coefficients"]
+
+
+def mean_decay(eta: float, sigma2: float) -> float:
+    """OU mean-decay factor ``a = 1 - eta**2 / (2 sigma2)`` of Eqs. 13, 14 and 17a (1 when sigma2 = inf)."""
+    return 1.0 - eta * eta / (2.0 * sigma2)  # Eq. 14
+
+
+def variance_predict_coefficients(eta: float, sigma2: float, predict: str = "paper") -> tuple[float, float]:
+    """Return ``(factor, noise)`` such that ``sigma2_prior = factor * sigma2_post + noise``.
+
+    Parameters
+    ----------
+    eta : float
+        OU process-noise standard deviation η (= ``lr``).
+    sigma2 : float
+        Prior variance σ² (= ``lr_sgd / batch_size``, Eq. 23); ``inf`` gives factor 1 and noise η².
+    predict : {"paper", "exponential"}
+        ``"paper"``: Eq. 17b, factor ``(1 - eta**2/(2 sigma2))**2`` and noise ``eta**2``.
+        ``"exponential"``: factor ``exp(-eta**2/sigma2)`` and noise ``sigma2 (1 - exp(-eta**2/sigma2))``.
+
+    Returns
+    -------
+    factor, noise : float
+    """
+    check_predict(predict)
+    if math.isinf(sigma2):
+        return 1.0, eta * eta
+    if predict == "paper":
+        return mean_decay(eta, sigma2) ** 2, eta * eta  # Eq. 17b
+    ratio = eta * eta / sigma2
+    return math.exp(-ratio), -sigma2 * math.expm1(-ratio)
+
+
+def stationary_variance(eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper") -> np.ndarray:
+    """Stationary variance of the OU process of Eq. 14: ``noise / (1 - factor)``.
+
+    For the paper's discretisation this is ``sigma2 / (1 - eta**2 / (4 sigma2))``, slightly above σ²;
+    for the exponential one it is exactly σ².
+    """
+    check_predict(predict)
+    eta = np.asarray(eta, dtype=np.float64)
+    sigma2 = np.asarray(sigma2, dtype=np.float64)
+    if predict == "exponential":
+        return np.array(sigma2, dtype=np.float64)
+    # noise / (1 - a**2) with 1 - a**2 = (eta**2 / sigma2) (1 - eta**2 / (4 sigma2))
+    return sigma2 / (1.0 - eta**2 / (4.0 * sigma2))
