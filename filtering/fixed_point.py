@@ -58,7 +58,7 @@ def approx_precision(g2: ArrayLike, eta: ArrayLike, sigma2: ArrayLike) -> np.nda
     """
     g2, eta, sigma2 = _f64(g2), _f64(eta), _f64(sigma2)
     half_prior_precision = 0.5 / sigma2
-    return half_prior_precision + np.sqrt(half_prior_precision**2 + g2 / eta**2)  # Eq. 21
+    return half_prior_precision + np.hypot(half_prior_precision, np.sqrt(g2) / eta)  # Eq. 21 (hypot: no overflow)
 
 
 def exact_precision(g2: ArrayLike, eta: float, sigma2: float, predict: str = "paper") -> np.ndarray:
@@ -93,7 +93,7 @@ def exact_precision(g2: ArrayLike, eta: float, sigma2: float, predict: str = "pa
     else:
         one_minus_factor = -math.expm1(-eta * eta / sigma2)
     c = one_minus_factor + noise * g2
-    return (c + np.sqrt(c * c + 4.0 * noise * factor * g2)) / (2.0 * noise)
+    return (c + np.hypot(c, 2.0 * np.sqrt(noise * factor * g2))) / (2.0 * noise)
 
 
 def sgd_limit(sigma2: ArrayLike) -> np.ndarray:
