@@ -8,19 +8,37 @@ and noise ``sigma2 (1 - exp(-eta**2 / sigma2))``, which keeps the stationary var
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import ArrayLike
 
 from .validation import check_predict
 
-__all__ = ["mean_decay", "stationary_variance", "variance_predict_coefficients"]
+__all__ = ["mean_decay", "stationary_variance", "transition", "variance_predict_coefficients"]
 
 
 def mean_decay(eta: float, sigma2: float) -> float:
     """OU mean-decay factor ``a = 1 - eta**2 / (2 sigma2)`` of Eqs. 13, 14 and 17a (1 when sigma2 = inf)."""
     return 1.0 - eta * eta / (2.0 * sigma2)  # Eq. 14
+
+
+def transition(eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper") -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(a, q)``: the OU step ``w*(t+1) = a w*(t) + N(0, q)`` of Eq. 14 for the chosen discretisation.
+
+    ``"paper"``: ``a = 1 - eta**2/(2 sigma2)`` and ``q = eta**2`` (Eq. 14). ``"exponential"``:
+    ``a = exp(-eta**2/(2 sigma2))`` and ``q = sigma2 (1 - exp(-eta**2/sigma2))``. ``sigma2 = inf`` gives
+    ``(1, eta**2)`` (a random walk). Broadcasts over arrays; scalars in give NumPy scalars out.
+    """
+    check_predict(predict)
+    eta = np.asarray(eta, dtype=np.float64)
+    sigma2 = np.asarray(sigma2, dtype=np.float64)
+    ratio = eta**2 / sigma2
+    if predict == "paper":
+        a, q = 1.0 - 0.5 * ratio, eta**2 + 0.0 * sigma2  # Eq. 14
+    else:
+        with np.errstate(invalid="ignore"):
+            q = np.where(np.isinf(sigma2), eta**2, -sigma2 * np.expm1(-ratio))
+        a = np.exp(-0.5 * ratio)
+    return a[()], q[()]
 
 
 def variance_predict_coefficients(eta: float, sigma2: float, predict: str = "paper") -> tuple[float, float]:
@@ -40,13 +58,8 @@ def variance_predict_coefficients(eta: float, sigma2: float, predict: str = "pap
     -------
     factor, noise : float
     """
-    check_predict(predict)
-    if math.isinf(sigma2):
-        return 1.0, eta * eta
-    if predict == "paper":
-        return mean_decay(eta, sigma2) ** 2, eta * eta  # Eq. 17b
-    ratio = eta * eta / sigma2
-    return math.exp(-ratio), -sigma2 * math.expm1(-ratio)
+    a, noise = transition(eta, sigma2, predict)
+    return float(a * a), float(noise)  # Eq. 17b
 
 
 def stationary_variance(eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper") -> np.ndarray:

@@ -395,9 +395,7 @@ def apply_updates(params: ArrayLike, step: ArrayLike) -> np.ndarray:
     return np.asarray(params, dtype=np.float64) + np.asarray(step, dtype=np.float64)
 
 
-def run_rule(
-    rule: UpdateRule, params0: ArrayLike, gradients: ArrayLike
-) -> tuple[np.ndarray, np.ndarray, RuleState]:
+def run_rule(rule: UpdateRule, params0: ArrayLike, gradients: ArrayLike) -> tuple[np.ndarray, np.ndarray, RuleState]:
     """Run ``rule`` on a fixed gradient sequence (gradients not fed back).
 
     Parameters

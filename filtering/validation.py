@@ -22,7 +22,7 @@ PREDICT_OPTIONS = ("paper", "exponential")
 
 
 def _as_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) and not hasattr(value, "__float__"):
+    if isinstance(value, bool) or (not isinstance(value, (int, float)) and not hasattr(value, "__float__")):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     return float(value)  # type: ignore[arg-type]
 
