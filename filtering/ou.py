@@ -33,7 +33,7 @@ def transition(eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper") -> tup
     sigma2 = np.asarray(sigma2, dtype=np.float64)
     ratio = eta**2 / sigma2
     if predict == "paper":
-        a, q = 1.0 - 0.5 * ratio, eta**2 + 0.0 * sigma2  # Eq. 14
+        a, q = 1.0 - 0.5 * ratio, np.broadcast_to(eta**2, ratio.shape).copy()  # Eq. 14
     else:
         with np.errstate(invalid="ignore"):
             q = np.where(np.isinf(sigma2), eta**2, -sigma2 * np.expm1(-ratio))

@@ -1,0 +1,90 @@
+"""Eq. 21, the exact fixed point and the limits against independent computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from filtering import fixed_point as fp
+from filtering import ou
+
+ETA, SIGMA2 = 1e-3, 1e-3
+
+
+def _iterate_precision(g2: np.ndarray, eta: float, sigma2: float, predict: str, steps: int) -> np.ndarray:
+    """Alg. 1's variance recursion (Eqs. 17b, 18a) with g² held constant, written independently of filtering/."""
+    if predict == "paper":
+        factor, noise = (1 - eta**2 / (2 * sigma2)) ** 2, eta**2
+    else:
+        factor, noise = np.exp(-(eta**2) / sigma2), sigma2 * (1 - np.exp(-(eta**2) / sigma2))
+    var_post = np.full_like(g2, sigma2)
+    for _ in range(steps):
+        var_post = 1 / (1 / (factor * var_post + noise) + g2)
+    return 1 / var_post
+
+
+@pytest.mark.parametrize("predict", ["paper", "exponential"])
+def test_recursion_converges_to_exact_precision(predict):
+    g2 = np.logspace(-4, 10, 57)
+    # η² / σ² = 1e-3 sets the slowest contraction (~1 - 1e-3 per step at g² -> 0); 40000 steps reach 1e-17
+    iterated = _iterate_precision(g2, ETA, SIGMA2, predict, 40000)
+    np.testing.assert_allclose(fp.exact_precision(g2, ETA, SIGMA2, predict), iterated, rtol=1e-9)
+
+
+def test_exact_precision_is_a_fixed_point_for_random_parameters():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        eta, sigma2 = 10 ** rng.uniform(-4, -1), 10 ** rng.uniform(-3, 1)
+        if eta**2 >= 2 * sigma2:
+            continue
+        g2 = 10 ** rng.uniform(-6, 12, 20)
+        lam = fp.exact_precision(g2, eta, sigma2)
+        factor, noise = ou.variance_predict_coefficients(eta, sigma2)
+        np.testing.assert_allclose(1 / (factor / lam + noise) + g2, lam, rtol=1e-12)
+
+
+def test_eq21_solves_quadratic_eq20():
+    g2 = np.logspace(-6, 8, 30)
+    lam = fp.approx_precision(g2, ETA, SIGMA2)
+    residual = SIGMA2 * lam**2 - lam - g2 * SIGMA2 / ETA**2  # Eq. 20 / 49
+    np.testing.assert_allclose(residual / (SIGMA2 * lam**2), 0, atol=1e-12)
+
+
+def test_limits():
+    np.testing.assert_allclose(1 / fp.approx_precision(1e-30, ETA, SIGMA2), fp.sgd_limit(SIGMA2), rtol=1e-12)  # Eq. 22
+    big = 1e12
+    np.testing.assert_allclose(1 / fp.approx_precision(big, ETA, SIGMA2), fp.adam_limit(big, ETA), rtol=1e-4)  # Eq. 24
+    np.testing.assert_allclose(1 / fp.approx_precision(3.0, ETA, np.inf), fp.adam_limit(3.0, ETA), rtol=1e-15)  # Eq. 27
+    # the exact low-data limit is the OU stationary variance, not sigma2 itself
+    np.testing.assert_allclose(
+        1 / fp.exact_precision(0.0, ETA, SIGMA2), ou.stationary_variance(ETA, SIGMA2), rtol=1e-12
+    )
+
+
+def test_fading_memory_fixed_point_is_exact():
+    g2 = np.logspace(-3, 3, 13)
+    forget = 0.01
+    lam = np.ones_like(g2)
+    for _ in range(5000):
+        lam = (1 - forget) * lam + g2  # Eq. 30
+    np.testing.assert_allclose(1 / lam, fp.fading_memory_variance(g2, forget), rtol=1e-12)  # Eq. 31
+    var_post = 0.3
+    np.testing.assert_allclose(var_post + fp.fading_memory_process_noise(var_post, forget), var_post / (1 - forget))
+
+
+def test_validity_range_brackets_the_tolerance():
+    rtol = 0.02
+    low, high = fp.eq21_validity_range(ETA, SIGMA2, rtol)
+    assert low == 1e-300  # Eq. 21 holds in the whole SGD regime (error ≈ η²/(4σ²) = 2.5e-4)
+    assert abs(abs(fp.eq21_relative_error(high, ETA, SIGMA2)) - rtol) < 1e-9
+    assert abs(fp.eq21_relative_error(high * 1.1, ETA, SIGMA2)) > rtol
+    # the break-down sits where η sqrt(g²) ~ 2 rtol
+    assert 0.5 < ETA * np.sqrt(high) / (2 * rtol) < 2
+    assert fp.eq21_validity_range(0.5, 0.2, 1e-6) is None
+
+
+@pytest.mark.parametrize("bad", [{"eta": 0.0}, {"sigma2": -1.0}, {"rtol": float("nan")}])
+def test_validity_range_rejects_bad_input(bad):
+    kwargs = {"eta": ETA, "sigma2": SIGMA2, "rtol": 0.01} | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fp.eq21_validity_range(**kwargs)

@@ -1,0 +1,155 @@
+"""Update rules against inline references written from the paper's equations, and their limits."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from filtering import fixed_point as fp
+from filtering import rules
+
+B = 32
+ETA, LR_SGD = 1e-3, 0.1
+SIGMA2 = LR_SGD / B
+
+
+def _rel(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+def _gradients(seed: int, steps: int = 50, shape=(7,)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    scale = 10.0 ** rng.uniform(-3, 3, size=shape)
+    return rng.standard_normal((steps, *shape)) * scale
+
+
+def _reference_adabayes(grads, mu0, eta, sigma2, beta1, wd, predict):
+    """Alg. 1 as Eqs. 2, 17b, 18a, 19 read, one line each."""
+    if predict == "paper":
+        factor, noise = (1 - eta**2 / (2 * sigma2)) ** 2, eta**2
+    else:
+        factor, noise = math.exp(-(eta**2) / sigma2), sigma2 * (1 - math.exp(-(eta**2) / sigma2))
+    mu, m, var_post = mu0.copy(), np.zeros_like(mu0), np.full_like(mu0, sigma2)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        m = beta1 * m + (1 - beta1) * g
+        var_prior = factor * var_post + noise
+        var_post = 1 / (1 / var_prior + g**2)
+        mu = (1 - wd) * mu + var_post * m / (1 - beta1**t)
+        out.append(mu)
+    return np.array(out), var_post
+
+
+def _reference_adamw(grads, mu0, lr, betas, eps, wd):
+    mu, m, v = mu0.copy(), np.zeros_like(mu0), np.zeros_like(mu0)
+    out = []
+    for t, g in enumerate(grads, start=1):
+        m = betas[0] * m + (1 - betas[0]) * g
+        v = betas[1] * v + (1 - betas[1]) * g * g
+        mu = (1 - wd) * mu + lr * (m / (1 - betas[0] ** t)) / (np.sqrt(v / (1 - betas[1] ** t)) + eps)
+        out.append(mu)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("predict", ["paper", "exponential"])
+@pytest.mark.parametrize("wd", [0.0, 5e-5])
+def test_adabayes_matches_algorithm_1(predict, wd):
+    grads = _gradients(0)
+    mu0 = np.linspace(-1, 1, 7)
+    rule = rules.adabayes(ETA, LR_SGD, batch_size=B, weight_decay=wd, predict=predict)
+    params, _, state = rules.run_rule(rule, mu0, grads)
+    ref_params, ref_var = _reference_adabayes(grads, mu0, ETA, SIGMA2, 0.9, wd, predict)
+    assert _rel(params, ref_params) <= 1e-12
+    assert _rel(state.var_post, ref_var) <= 1e-12
+    assert state.count == len(grads)
+
+
+def test_adabayes_fp_is_adamw_at_infinite_sigma2():
+    grads = _gradients(1)
+    mu0 = np.linspace(-1, 1, 7)
+    wd = 5e-5
+    fp_params, _, _ = rules.run_rule(
+        rules.adabayes_fp(ETA, math.inf, batch_size=B, weight_decay=wd), mu0, grads
+    )  # Eq. 27
+    adamw_params, _, _ = rules.run_rule(rules.adamw(ETA, eps=0.0, weight_decay=wd), mu0, grads)
+    ref = _reference_adamw(grads, mu0, ETA, (0.9, 0.999), 0.0, wd)
+    assert _rel(fp_params, ref) <= 1e-12
+    assert _rel(adamw_params, ref) <= 1e-12
+
+
+def test_adabayes_fp_is_sgd_as_g2_vanishes():
+    grads = _gradients(2) * 1e-12  # <g²>/η² ~ 1e-18: deep in the SGD regime (Eq. 22)
+    mu0 = np.zeros(7)
+    fp_params, fp_rates, _ = rules.run_rule(rules.adabayes_fp(ETA, LR_SGD, batch_size=B), mu0, grads)
+    sgd_params, sgd_rates, _ = rules.run_rule(rules.sgd(LR_SGD, batch_size=B, beta1=0.9), mu0, grads)
+    assert _rel(fp_params, sgd_params) <= 1e-12
+    np.testing.assert_allclose(fp_rates, SIGMA2, rtol=1e-12)
+    np.testing.assert_allclose(sgd_rates, SIGMA2, rtol=0)
+
+
+def test_adabayes_fp_rate_is_eq21_at_debiased_g2():
+    grads = _gradients(3, steps=5)
+    *_, state = rules.run_rule(rules.adabayes_fp(ETA, LR_SGD, batch_size=B), np.zeros(7), grads)
+    v = np.zeros(7)
+    for g in grads:
+        v = 0.999 * v + 0.001 * g * g
+    g2 = v / (1 - 0.999 ** len(grads))
+    np.testing.assert_allclose(state.var_post, 1 / fp.approx_precision(g2, ETA, SIGMA2), rtol=1e-14)
+
+
+@pytest.mark.parametrize("g2", [1e-4, 1.0, 1e4, 1e10])
+def test_adabayes_rate_converges_to_exact_fixed_point_with_constant_gradient(g2):
+    eta, sigma2 = 0.05, 0.1  # fast OU so that a few thousand steps converge
+    rule = rules.adabayes(eta, sigma2, batch_size=1, betas=(0.0, 0.999))
+    grads = np.full((4000, 1), math.sqrt(g2))
+    _, _, state = rules.run_rule(rule, np.zeros(1), grads)
+    np.testing.assert_allclose(1 / state.var_post, fp.exact_precision(g2, eta, sigma2), rtol=1e-9)
+
+
+def test_fading_memory_and_von_rates():
+    g = np.full((3000, 2), [0.5, 20.0])
+    _, _, state = rules.run_rule(rules.fading_memory(0.01, LR_SGD, batch_size=B, beta1=0.0), np.zeros(2), g)
+    np.testing.assert_allclose(state.var_post, fp.fading_memory_variance(g[0] ** 2, 0.01), rtol=1e-10)  # Eq. 31
+    _, _, state = rules.run_rule(rules.von(1e-2, LR_SGD, batch_size=B), np.zeros(2), g)
+    np.testing.assert_allclose(state.var_post, 1 / (1 / SIGMA2 + g[0] ** 2 / 1e-2), rtol=1e-10)
+
+
+def test_adam_coupled_l2_differs_from_adamw():
+    grads = _gradients(4, steps=20)
+    mu0 = np.ones(7)
+    adam_params, _, _ = rules.run_rule(rules.adam(ETA, weight_decay=0.5), mu0, grads)
+    ref = _reference_adamw(grads, mu0, ETA, (0.9, 0.999), 1e-8, 0.0)
+    assert _rel(adam_params, ref) > 1e-6  # the L2 term enters the normalised gradient
+
+
+def test_update_is_pure():
+    rule = rules.adabayes(ETA, LR_SGD, batch_size=B)
+    params = np.ones(3)
+    state = rule.init(params)
+    g = np.array([1.0, -2.0, 3.0])
+    before = (state.m.copy(), state.var_post.copy(), g.copy())
+    step1, _ = rule.update(g, state, params)
+    step2, _ = rule.update(g, state, params)
+    np.testing.assert_array_equal(step1, step2)
+    np.testing.assert_array_equal(state.m, before[0])
+    np.testing.assert_array_equal(state.var_post, before[1])
+    np.testing.assert_array_equal(g, before[2])
+
+
+def test_bad_gradient_and_shape_raise():
+    rule = rules.adabayes(ETA, LR_SGD, batch_size=B)
+    state = rule.init(np.zeros(3))
+    with pytest.raises(ValueError, match="NaN"):
+        rule.update(np.array([0.0, np.nan, 0.0]), state)
+    with pytest.raises(ValueError, match="shape"):
+        rule.update(np.zeros(4), state)
+    with pytest.raises(ValueError, match="params"):
+        rules.adabayes(ETA, LR_SGD, batch_size=B, weight_decay=0.1).update(np.zeros(3), state)
+
+
+def test_ou_stability_is_checked():
+    with pytest.raises(ValueError, match="lr"):
+        rules.adabayes(lr=0.1, lr_sgd=0.1, batch_size=100)  # η² = 1e-2 > 2σ² = 2e-3

@@ -1,0 +1,201 @@
+"""The exact scalar and joint Kalman filters against independent peers and closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import simdkalman.primitives as sk
+from filterpy.kalman import KalmanFilter as FilterpyKalmanFilter
+from pykalman import KalmanFilter as PykalmanKalmanFilter
+from scipy.linalg import solve_discrete_are
+
+from filtering import ou
+from filtering import state_space as ss
+
+ETA, SIGMA2 = 0.05, 0.1
+STEPS, N = 60, 5
+
+
+def _random_problem(seed: int, predict: str = "paper"):
+    """Per-step h spread over 4 decades, gradients evaluated at random fixed points mu."""
+    rng = np.random.default_rng(seed)
+    h = 10.0 ** rng.uniform(-2.0, 2.0, size=(STEPS, N))
+    sim = ss.simulate(
+        h, STEPS, ETA, SIGMA2, rng, mu=rng.standard_normal((STEPS, N)), predict=predict, time_varying_h=True
+    )
+    return sim
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+def _filterpy(y, h, a, q, mean0, var0):
+    means, variances = np.empty_like(y), np.empty_like(y)
+    for i in range(y.shape[1]):
+        kf = FilterpyKalmanFilter(dim_x=1, dim_z=1)
+        kf.x = np.array([[mean0]])
+        kf.P = np.array([[var0]])
+        kf.F = np.array([[a]])
+        kf.Q = np.array([[q]])
+        for t in range(y.shape[0]):
+            kf.predict()
+            kf.update(np.array([[y[t, i]]]), R=np.array([[h[t, i]]]), H=np.array([[h[t, i]]]))
+            means[t, i], variances[t, i] = kf.x[0, 0], kf.P[0, 0]
+    return means, variances
+
+
+def _simdkalman(y, h, a, q, mean0, var0):
+    n = y.shape[1]
+    mean = np.full((n, 1, 1), mean0)
+    cov = np.full((n, 1, 1), var0)
+    means, variances = np.empty_like(y), np.empty_like(y)
+    for t in range(y.shape[0]):
+        mean, cov = sk.predict(mean, cov, np.full((n, 1, 1), a), np.full((n, 1, 1), q))
+        hmat = h[t].reshape(n, 1, 1)
+        mean, cov = sk.update(mean, cov, hmat, hmat, y[t].reshape(n, 1, 1))
+        means[t], variances[t] = mean[:, 0, 0], cov[:, 0, 0]
+    return means, variances
+
+
+def _pykalman(y, h, a, q, mean0, var0):
+    means, variances = np.empty_like(y), np.empty_like(y)
+    for i in range(y.shape[1]):
+        kf = PykalmanKalmanFilter(
+            transition_matrices=[[a]],
+            observation_matrices=h[:, i].reshape(-1, 1, 1),
+            transition_covariance=[[q]],
+            observation_covariance=h[:, i].reshape(-1, 1, 1),
+            initial_state_mean=[a * mean0],  # pykalman's initial state is the t = 0 prior (Eq. 17)
+            initial_state_covariance=[[a * a * var0 + q]],
+        )
+        m, v = kf.filter(y[:, i : i + 1])
+        means[:, i], variances[:, i] = m[:, 0], v[:, 0, 0]
+    return means, variances
+
+
+@pytest.mark.parametrize("peer", [_filterpy, _simdkalman, _pykalman], ids=["filterpy", "simdkalman", "pykalman"])
+@pytest.mark.parametrize("predict", ["paper", "exponential"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scalar_filter_matches_peer(peer, predict, seed):
+    sim = _random_problem(seed, predict)
+    a, q = ou.transition(ETA, SIGMA2, predict)
+    ours = ss.kalman_filter(sim.g, sim.h, ETA, SIGMA2, mu=sim.mu, mean0=0.3, var0=0.2, predict=predict)
+    means, variances = peer(sim.y, sim.h, float(a), float(q), 0.3, 0.2)
+    assert _rel(ours.mean_post, means) <= 1e-10
+    assert _rel(ours.var_post, variances) <= 1e-10
+
+
+def test_paper_setting_is_filter_on_pseudo_observations():
+    """With g evaluated at the filter's own mu_prior, the filter equals a peer filter on y = g + h mu_prior."""
+    rng = np.random.default_rng(7)
+    h = 10.0 ** rng.uniform(-2.0, 2.0, size=(STEPS, N))
+    sim = ss.simulate(h, STEPS, ETA, SIGMA2, rng, time_varying_h=True)
+    ours = ss.kalman_filter(sim.g, sim.h, ETA, SIGMA2)
+    np.testing.assert_allclose(sim.mu, ours.mean_prior, rtol=0, atol=0)
+    a, q = ou.transition(ETA, SIGMA2)
+    means, variances = _filterpy(sim.y, sim.h, float(a), float(q), 0.0, SIGMA2)
+    assert _rel(ours.mean_post, means) <= 1e-10
+    assert _rel(ours.var_post, variances) <= 1e-10
+
+
+def test_numba_kernel_matches_plain_numpy_loop():
+    rng = np.random.default_rng(3)
+    g = rng.standard_normal((200, 9000)) * 10
+    h = 10.0 ** rng.uniform(-3, 3, size=g.shape)
+    ours = ss.kalman_filter(g, h, 1e-3, 1e-3)
+    mean_ref, var_ref = ss.kalman_filter_reference(g, h, 1e-3, 1e-3)
+    assert _rel(ours.var_post, var_ref) <= 1e-13
+    assert np.max(np.abs(ours.mean_post - mean_ref)) <= 1e-12 * np.max(np.abs(mean_ref))
+
+
+def test_priors_follow_eq17():
+    sim = _random_problem(4)
+    r = ss.kalman_filter(sim.g, sim.h, ETA, SIGMA2, mu=sim.mu)
+    a, q = ou.transition(ETA, SIGMA2)
+    np.testing.assert_allclose(r.var_prior[1:], a * a * r.var_post[:-1] + q, rtol=1e-15)
+    np.testing.assert_allclose(r.var_prior[0], a * a * SIGMA2 + q, rtol=1e-15)
+    np.testing.assert_allclose(1 / r.var_post, 1 / r.var_prior + sim.h, rtol=1e-12)  # Eq. 37
+
+
+def test_joint_filter_with_diagonal_dynamics_equals_scalar_filters():
+    rng = np.random.default_rng(5)
+    sim = _random_problem(5)
+    eta = 10.0 ** rng.uniform(-2, -1, N)
+    sigma2 = 10.0 ** rng.uniform(-1, 0, N)
+    scalar = ss.kalman_filter(sim.g, sim.h, eta, sigma2, mu=sim.mu)
+    h_mats = np.stack([np.diag(row) for row in sim.h])
+    joint = ss.joint_kalman_filter(sim.g, h_mats, eta, sigma2, mu=sim.mu)
+    diag = np.arange(N)
+    assert _rel(joint.mean_post, scalar.mean_post) <= 1e-12
+    assert _rel(joint.cov_post[:, diag, diag], scalar.var_post) <= 1e-12
+    off = joint.cov_post.copy()
+    off[:, diag, diag] = 0
+    assert np.max(np.abs(off)) == 0.0
+
+
+def test_joint_filter_matches_simdkalman_with_full_hessian():
+    rng = np.random.default_rng(6)
+    n, steps = 4, 40
+    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    hess = basis @ np.diag(10.0 ** rng.uniform(-2, 2, n)) @ basis.T
+    y = rng.standard_normal((steps, n))
+    joint = ss.joint_kalman_filter(y, hess, ETA, SIGMA2, mu=np.zeros(n))
+    a, q = ou.transition(ETA, SIGMA2)
+    mean, cov = np.zeros((n, 1)), SIGMA2 * np.eye(n)
+    for t in range(steps):
+        mean, cov = sk.predict(mean, cov, float(a) * np.eye(n), float(q) * np.eye(n))
+        mean, cov = sk.update(mean, cov, hess, hess, y[t].reshape(n, 1))
+        np.testing.assert_allclose(joint.mean_post[t], mean[:, 0], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(joint.cov_post[t], cov, rtol=1e-9, atol=1e-14)
+
+
+@pytest.mark.parametrize("h", [1e-3, 1.0, 1e3])
+@pytest.mark.parametrize("predict", ["paper", "exponential"])
+def test_steady_state_variance_solves_discrete_riccati(h, predict):
+    steps = 20000
+    r = ss.kalman_filter(np.zeros((steps, 1)), h, ETA, SIGMA2, predict=predict)
+    a, q = ou.transition(ETA, SIGMA2, predict)
+    # the filter's steady prior covariance is the DARE solution with A -> F^T, B -> H^T
+    prior = solve_discrete_are(np.array([[a]]), np.array([[h]]), np.array([[q]]), np.array([[h]]))[0, 0]
+    np.testing.assert_allclose(r.var_prior[-1, 0], prior, rtol=1e-10)
+
+
+def test_simulate_is_reproducible_and_shaped():
+    h = np.logspace(-2, 2, 6).reshape(2, 3)
+    a = ss.simulate(h, 30, ETA, SIGMA2, 11)
+    b = ss.simulate(h, 30, ETA, SIGMA2, np.random.default_rng(11))
+    assert a.w_star.shape == a.g.shape == a.mu.shape == (30, 2, 3)
+    np.testing.assert_array_equal(a.g, b.g)
+    np.testing.assert_allclose(a.g, a.y - a.h * a.mu)  # Eq. 12 at mu
+
+
+def test_latent_has_ou_stationary_variance():
+    w = ss.simulate_latent((20000,), 200, 0.1, 0.5, 0)
+    expected = float(ou.stationary_variance(0.1, 0.5))
+    # 20000 independent chains: sample variance at the last step within 4 standard errors
+    assert abs(w[-1].var() / expected - 1) < 4 * np.sqrt(2 / 20000)
+    lag1 = np.mean(w[1:] * w[:-1]) / np.mean(w[:-1] ** 2)
+    assert abs(lag1 - ou.mean_decay(0.1, 0.5)) < 2e-3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"eta": -1.0}, "eta"),
+        ({"sigma2": float("nan")}, "sigma2"),
+        ({"h": -np.ones((3, 2))}, "h"),
+        ({"predict": "euler"}, "predict"),
+    ],
+)
+def test_bad_filter_input_raises(kwargs, match):
+    args = {"g": np.zeros((3, 2)), "h": np.ones((3, 2)), "eta": ETA, "sigma2": SIGMA2} | kwargs
+    with pytest.raises(ValueError, match=match):
+        ss.kalman_filter(**args)
+
+
+def test_simulate_requires_seed():
+    with pytest.raises(ValueError, match="rng"):
+        ss.simulate(np.ones(3), 5, ETA, SIGMA2, None)
+    with pytest.raises(ValueError, match="steps"):
+        ss.simulate(np.ones(3), 0, ETA, SIGMA2, 0)
