@@ -1,0 +1,166 @@
+"""Record per-parameter learning rates σ²_post and ⟨g²⟩ from a real network: the data of a Fig. 3.
+
+:class:`LearningRateRecorder` samples a fixed, seeded subset of entries of every parameter tensor of an
+:class:`filtering.torch_adapter.AdaBayes` / ``AdaBayesFP`` optimiser every ``every`` steps into a bounded
+in-memory buffer and saves it as ``.npz``. Importing this module does not import torch (it is imported lazily
+when a recorder is built), so ``import filtering`` stays torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LearningRateRecorder"]
+
+_FIELDS = ("var_post", "g2", "adam_lr", "eta", "sigma2")
+_INT_FIELDS = ("step", "tensor", "entry")
+
+
+class LearningRateRecorder:
+    """Sample ``(σ²_post, ⟨g²⟩, η/sqrt(⟨g²⟩))`` for fixed entries of each parameter tensor during training.
+
+    Attached as a step post-hook of the optimiser: after every ``every``-th call of ``optimizer.step()`` it
+    records, for each parameter tensor that has optimiser state, the entries chosen at construction. The
+    buffer holds at most ``capacity`` samples; once full, the oldest samples are overwritten (the late,
+    near-fixed-point samples matter most for Fig. 3) and :attr:`n_overwritten` counts them.
+
+    Parameters
+    ----------
+    optimizer : AdaBayes or AdaBayesFP
+        The optimiser to watch. Tensors are indexed in the order of ``optimizer.param_groups`` at construction.
+    every : int
+        Record after every ``every``-th step (>= 1).
+    entries_per_tensor : int
+        Entries sampled per tensor (all of them for smaller tensors), without replacement (>= 1).
+    seed : int
+        Seed of the ``np.random.Generator`` that picks the entries.
+    capacity : int
+        Maximum number of samples kept (>= 1).
+    attach : bool
+        Register the post-step hook (otherwise call :meth:`record` yourself).
+
+    Attributes
+    ----------
+    indices : list of ndarray of int64, shape (min(entries_per_tensor, numel_i),)
+        The sampled flat indices of each tensor, sorted.
+    n_overwritten : int
+        Samples lost because the buffer was full.
+
+    Notes
+    -----
+    Saved arrays (all of shape (N,), N <= capacity, in recording order), in the paper's summed-gradient units:
+    ``var_post`` (the learning rate multiplying ⟨g⟩, i.e. σ²_post at constant lr, see
+    ``AdaBayes.learning_rates``), ``g2`` (⟨g²⟩, Eq. 4 debiased), ``adam_lr`` (``η / sqrt(⟨g²⟩)``, inf where
+    ⟨g²⟩ = 0; η is the group's current lr), ``eta`` and ``sigma2`` (the group's lr and ``c · lr_sgd / B``,
+    the lines of Fig. 3), ``step`` (the tensor's step count), ``tensor`` (tensor index), ``entry`` (flat index
+    within the tensor); plus ``tensor_numel`` of shape (n_tensors,).
+
+    Examples
+    --------
+    >>> opt = AdaBayes(model.parameters(), batch_size=128)                        # doctest: +SKIP
+    >>> rec = LearningRateRecorder(opt, every=50, entries_per_tensor=64, seed=0)  # doctest: +SKIP
+    >>> for x, y in loader: ...; loss.backward(); opt.step(); opt.zero_grad()     # doctest: +SKIP
+    >>> rec.save("fig3_resnet.npz"); rec.close()                                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        optimizer: Any,
+        every: int = 10,
+        entries_per_tensor: int = 32,
+        seed: int = 0,
+        capacity: int = 1_000_000,
+        attach: bool = True,
+    ) -> None:
+        import torch
+
+        for name, value in (("every", every), ("entries_per_tensor", entries_per_tensor), ("capacity", capacity)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not (hasattr(optimizer, "_rates_from") and hasattr(optimizer, "_g2_from")):
+            raise ValueError("optimizer must be a filtering.torch_adapter.AdaBayes or AdaBayesFP")
+        self.optimizer = optimizer
+        self.every = int(every)
+        self.capacity = int(capacity)
+        rng = np.random.default_rng(seed)
+        self._tensors: list[tuple[dict[str, Any], Any, Any]] = []  # (group, param, index on the param's device)
+        self.indices: list[np.ndarray] = []
+        for group in optimizer.param_groups:
+            for p in group["params"]:
+                n = p.numel()
+                idx = np.sort(rng.choice(n, size=min(int(entries_per_tensor), n), replace=False)).astype(np.int64)
+                self.indices.append(idx)
+                self._tensors.append((group, p, torch.as_tensor(idx, device=p.device)))
+        self._buf = {f: np.empty(self.capacity, dtype=np.float64) for f in _FIELDS}
+        self._buf.update({f: np.empty(self.capacity, dtype=np.int64) for f in _INT_FIELDS})
+        self._n = 0  # samples ever written
+        self._calls = 0
+        self._handle = optimizer.register_step_post_hook(self._hook) if attach else None
+
+    def _hook(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self._calls += 1
+        if self._calls % self.every == 0:
+            self.record()
+
+    def record(self) -> None:
+        """Sample every tensor that has optimiser state now."""
+        import torch
+
+        opt = self.optimizer
+        with torch.no_grad():
+            for i, (group, p, idx) in enumerate(self._tensors):
+                state = opt.state.get(p)
+                if not state or state["step"] == 0:
+                    continue
+                count = state["step"]
+                var = opt._rates_from(group, state, idx).double().cpu().numpy()
+                g2 = opt._g2_from(group, count, state["exp_avg_sq"].reshape(-1)[idx]).double().cpu().numpy()
+                c = opt._scale(group)
+                eta = float(group["lr"])
+                with np.errstate(divide="ignore"):
+                    adam_lr = eta / np.sqrt(g2)  # Eq. 24's x-axis: η / sqrt(⟨g²⟩)
+                self._append(
+                    var_post=var, g2=g2, adam_lr=adam_lr, eta=np.full(len(var), eta),
+                    sigma2=np.full(len(var), c * group["lr_sgd"] / group["batch_size"]),
+                    step=np.full(len(var), count), tensor=np.full(len(var), i), entry=self.indices[i],
+                )
+
+    def _append(self, **cols: np.ndarray) -> None:
+        k = len(cols["var_post"])
+        if k > self.capacity:  # keep the last `capacity` of this batch
+            cols = {f: a[-self.capacity:] for f, a in cols.items()}
+            self._n += k - self.capacity
+            k = self.capacity
+        pos = (self._n + np.arange(k)) % self.capacity
+        for f, a in cols.items():
+            self._buf[f][pos] = a
+        self._n += k
+
+    @property
+    def n_overwritten(self) -> int:
+        """Samples lost because the buffer was full."""
+        return max(0, self._n - self.capacity)
+
+    def __len__(self) -> int:
+        return min(self._n, self.capacity)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The recorded samples in recording order (see the class Notes for the keys)."""
+        n = len(self)
+        order = (self._n - n + np.arange(n)) % self.capacity
+        out = {f: self._buf[f][order].copy() for f in (*_FIELDS, *_INT_FIELDS)}
+        out["tensor_numel"] = np.array([p.numel() for _, p, _ in self._tensors], dtype=np.int64)
+        return out
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`arrays` to ``path`` with ``np.savez_compressed``."""
+        np.savez_compressed(path, **self.arrays())
+
+    def close(self) -> None:
+        """Remove the post-step hook (idempotent)."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
