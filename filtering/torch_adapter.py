@@ -314,7 +314,9 @@ class AdaBayes(_BayesFilterOptimizer):
     gradient), as in :func:`filtering.rules.adabayes`. Gradients are not checked for NaN/inf (that would
     synchronise with the device every step); use ``torch.amp.GradScaler`` for fp16 training. With
     ``lr_sgd = inf`` and fp32 state, a gradient whose square underflows (|p.grad| B ≲ 1e-19) leaves
-    σ²_post = inf and the step overflows to ±inf, as the equations do at that precision.
+    σ²_post = inf and the step overflows to ±inf, as the equations do at that precision. Likewise a gradient
+    whose square overflows the state dtype (|p.grad| ≳ 1.8e19 in fp32) makes ``v`` (and so the recorded
+    ⟨g²⟩) +inf from then on, as in torch's Adam; σ²_post of Alg. 1 recovers through the process noise.
 
     Examples
     --------
@@ -412,7 +414,9 @@ class AdaBayesFP(_BayesFilterOptimizer):
 
     **Numerics.** The denominator ``k + sqrt(k² + v̂)`` is at least ``2k > 0``, so a zero ⟨g⟩ gives a zero step;
     with ``lr_sgd = inf`` (k = 0) it is clamped to the smallest normal number, which only matters when every
-    gradient so far was 0 (then the step is 0) or underflowed when squared.
+    gradient so far was 0 (then the step is 0) or underflowed when squared. A gradient whose square overflows
+    the state dtype (|p.grad| ≳ 1.8e19 in fp32) makes ``v`` +inf, and that entry's step 0 from then on, exactly
+    as torch's AdamW; parameters stay finite.
     """
 
     _has_var = False
