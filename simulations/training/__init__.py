@@ -1,0 +1,16 @@
+"""Real-network training experiments (torch): datasets, models, optimisers, the training loop and the
+``adabayes train`` / ``adabayes table`` / ``adabayes fig3-network`` subcommands.
+
+Modules, one job each:
+
+``datasets``     MNIST-1D (generated offline), scikit-learn digits, CIFAR-10/100 from local pickles
+``models``       MLP, 1-D ResNet, small CNN, CIFAR ResNet-34 and DenseNet-121 (own compact implementations)
+``optimizers``   SGD / Adam / AMSGrad / AdamW / AdaBayes / AdaBayesFP with the paper's hyperparameters, LR schedule
+``loop``         the training loop: deterministic batching, evaluation, per-epoch logs, checkpoint and resume
+``train_cli``    ``adabayes train``
+``table``        ``adabayes table``: optimiser x seed grid -> Table-1-style Markdown and curves
+``fig3``         ``adabayes fig3-network``: σ²_post against η/√⟨g²⟩ recorded from a real network
+``plots``        matplotlib (Agg) rendering of saved results
+
+torch is imported by the modules that need it, never by this package's ``__init__``.
+"""

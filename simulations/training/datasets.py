@@ -1,0 +1,249 @@
+"""Datasets for the training experiments, all offline: MNIST-1D, scikit-learn digits, CIFAR-10/100.
+
+Every loader returns an :class:`ArrayDataset` of float32 inputs (channels first) and int64 labels held as
+NumPy arrays; the training loop moves them to the device once. Nothing here downloads anything:
+
+* MNIST-1D is *generated* with ``mnist1d.data.make_dataset`` (the package's ``get_dataset`` would try a
+  download, so it is not used). The generator reseeds NumPy's global RNG; the global state is restored after.
+* ``load_digits`` ships inside scikit-learn.
+* CIFAR-10/100 are read from a local copy in torchvision's python-pickle format
+  (``cifar-10-batches-py/data_batch_1..5, test_batch`` or ``cifar-100-python/train, test``) with NumPy only.
+  A missing file raises ``FileNotFoundError`` naming the path that was expected.
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "CIFAR_LAYOUT",
+    "DATASETS",
+    "ArrayDataset",
+    "cifar_dir",
+    "load_cifar",
+    "load_dataset",
+    "load_digits",
+    "load_mnist1d",
+]
+
+DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
+
+#: folder name, training files, test files, label key for each CIFAR variant (torchvision's layout)
+CIFAR_LAYOUT: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], bytes]] = {
+    "cifar10": (
+        "cifar-10-batches-py",
+        tuple(f"data_batch_{i}" for i in range(1, 6)),
+        ("test_batch",),
+        b"labels",
+    ),
+    "cifar100": ("cifar-100-python", ("train",), ("test",), b"fine_labels"),
+}
+
+
+@dataclass(frozen=True)
+class ArrayDataset:
+    """A classification data set held in memory.
+
+    Attributes
+    ----------
+    name : str
+        Data set name, one of :data:`DATASETS`.
+    x_train, x_test : ndarray, shape (N, C, ...), float32
+        Inputs, channels first: ``(N, 1, 40)`` for MNIST-1D, ``(N, 1, 8, 8)`` for digits, ``(N, 3, 32, 32)``
+        for CIFAR.
+    y_train, y_test : ndarray, shape (N,), int64
+        Class labels in ``[0, num_classes)``.
+    num_classes : int
+        Number of classes.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, channels first."""
+        return tuple(self.x_train.shape[1:])
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None) -> ArrayDataset:
+        """The first ``n_train`` training and ``n_test`` test examples (``None`` keeps all)."""
+        for name, n in (("n_train", n_train), ("n_test", n_test)):
+            if n is not None and (not isinstance(n, int) or n < 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {n!r}")
+        return ArrayDataset(
+            self.name,
+            self.x_train[:n_train],
+            self.y_train[:n_train],
+            self.x_test[:n_test],
+            self.y_test[:n_test],
+            self.num_classes,
+        )
+
+
+def _standardise(x_train: np.ndarray, x_test: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale both splits with the training split's mean and s.d. over ``axes`` (float32 out)."""
+    mean = x_train.mean(axis=axes, keepdims=True, dtype=np.float64)
+    std = x_train.std(axis=axes, keepdims=True, dtype=np.float64)
+    std = np.where(std > 0, std, 1.0)
+    return (
+        ((x_train - mean) / std).astype(np.float32),
+        ((x_test - mean) / std).astype(np.float32),
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(num_samples: int, data_seed: int) -> tuple[np.ndarray, ...]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples = num_samples
+    args.seed = data_seed
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002 (mnist1d reseeds it)
+    try:
+        data = make_dataset(args)  # generates; never downloads
+    finally:
+        np.random.set_state(np_state)  # noqa: NPY002
+        random.setstate(py_state)
+    x_train, x_test = _standardise(data["x"][:, None, :], data["x_test"][:, None, :], (0, 1, 2))
+    return x_train, data["y"].astype(np.int64), x_test, data["y_test"].astype(np.int64)
+
+
+def load_mnist1d(num_samples: int = 5000, data_seed: int = 42) -> ArrayDataset:
+    """MNIST-1D generated offline (80 % train / 20 % test, length-40 signals, 10 classes).
+
+    Parameters
+    ----------
+    num_samples : int
+        Total number of examples (``mnist1d`` default 5000: 4000 train, 1000 test).
+    data_seed : int
+        Seed of the generator; 42 gives the canonical MNIST-1D data set. The data set does not depend on the
+        training seed, so runs with different training seeds see the same data.
+
+    Returns
+    -------
+    ArrayDataset
+        Inputs of shape ``(N, 1, 40)``, standardised with the training split's mean and s.d.
+    """
+    if not isinstance(num_samples, int) or num_samples < 20:
+        raise ValueError(f"num_samples must be an integer >= 20, got {num_samples!r}")
+    x_train, y_train, x_test, y_test = _mnist1d_arrays(num_samples, int(data_seed))
+    return ArrayDataset("mnist1d", x_train, y_train, x_test, y_test, 10)
+
+
+def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> ArrayDataset:
+    """scikit-learn's 8x8 digits (1797 images, 10 classes) with a seeded stratified train/test split.
+
+    Parameters
+    ----------
+    test_fraction : float
+        Fraction of each class held out for testing, in (0, 1).
+    split_seed : int
+        Seed of the split (fixed by default so that training seeds share one split).
+
+    Returns
+    -------
+    ArrayDataset
+        Inputs of shape ``(N, 1, 8, 8)``, standardised with the training split's mean and s.d.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    from sklearn.datasets import load_digits as _sk_load_digits
+
+    bunch = _sk_load_digits()
+    x = bunch.images.astype(np.float64)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    rng = np.random.default_rng(split_seed)
+    test = np.zeros(len(y), dtype=bool)
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        n_test = round(test_fraction * len(idx))
+        test[rng.choice(idx, size=n_test, replace=False)] = True
+    x_train, x_test = _standardise(x[~test], x[test], (0, 1, 2, 3))
+    return ArrayDataset("digits", x_train, y[~test], x_test, y[test], 10)
+
+
+def cifar_dir(name: str, root: str | Path) -> Path:
+    """The folder holding the pickles of ``name`` under ``root`` (``root`` itself if it is that folder)."""
+    if name not in CIFAR_LAYOUT:
+        raise ValueError(f"name must be one of {sorted(CIFAR_LAYOUT)}, got {name!r}")
+    root = Path(root).expanduser()
+    folder = CIFAR_LAYOUT[name][0]
+    return root if root.name == folder else root / folder
+
+
+def _read_batches(folder: Path, files: tuple[str, ...], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for file in files:
+        path = folder / file
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"CIFAR file not found: {path} (expected torchvision's python-pickle layout "
+                f"{folder.name}/{{{', '.join(files)}}}; this project never downloads data)"
+            )
+        with path.open("rb") as handle:
+            batch = pickle.load(handle, encoding="bytes")  # local, user-provided data set files
+        if b"data" not in batch or label_key not in batch:
+            raise ValueError(f"{path} is not a CIFAR batch: it lacks the keys b'data' and {label_key!r}")
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise ValueError(f"{path}: data must have shape (N, 3072), got {data.shape}")
+        xs.append(data.reshape(-1, 3, 32, 32))
+        ys.append(np.asarray(batch[label_key], dtype=np.int64))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def load_cifar(name: str, root: str | Path) -> ArrayDataset:
+    """CIFAR-10 or CIFAR-100 from a local copy in torchvision's python-pickle format, read with NumPy.
+
+    Parameters
+    ----------
+    name : {"cifar10", "cifar100"}
+        Which data set.
+    root : str or Path
+        Folder that contains ``cifar-10-batches-py`` / ``cifar-100-python`` (or that folder itself).
+
+    Returns
+    -------
+    ArrayDataset
+        Inputs of shape ``(N, 3, 32, 32)`` scaled to [0, 1] and standardised per channel with the training
+        split's statistics.
+
+    Raises
+    ------
+    FileNotFoundError
+        When a batch file is missing; the message names the expected path.
+    """
+    folder = cifar_dir(name, root)
+    _, train_files, test_files, label_key = CIFAR_LAYOUT[name]
+    x_train, y_train = _read_batches(folder, train_files, label_key)
+    x_test, y_test = _read_batches(folder, test_files, label_key)
+    num_classes = 10 if name == "cifar10" else 100
+    for split, y in (("training", y_train), ("test", y_test)):
+        if y.size and (y.min() < 0 or y.max() >= num_classes):
+            raise ValueError(f"{folder}: {split} labels must lie in [0, {num_classes}), got [{y.min()}, {y.max()}]")
+    x_train, x_test = _standardise(x_train / 255.0, x_test / 255.0, (0, 2, 3))
+    return ArrayDataset(name, x_train, y_train, x_test, y_test, num_classes)
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None) -> ArrayDataset:
+    """Load a data set by name (see :data:`DATASETS`); ``data_dir`` is needed for CIFAR only."""
+    if name == "mnist1d":
+        return load_mnist1d()
+    if name == "digits":
+        return load_digits()
+    if name in CIFAR_LAYOUT:
+        if data_dir is None:
+            expected = CIFAR_LAYOUT[name][0]
+            raise ValueError(f"data_dir is required for {name}: a folder containing {expected}/ (never downloaded)")
+        return load_cifar(name, data_dir)
+    raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")

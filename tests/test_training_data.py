@@ -1,0 +1,176 @@
+"""Datasets, augmentation, models and optimiser factory of simulations.training (fast, CPU)."""
+
+from __future__ import annotations
+
+import pickle
+import random
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from simulations.training.augment import random_crop_flip  # noqa: E402
+from simulations.training.datasets import load_cifar, load_dataset, load_digits, load_mnist1d  # noqa: E402
+from simulations.training.models import build_model  # noqa: E402
+from simulations.training.optimizers import (  # noqa: E402
+    apply_schedule,
+    base_rates,
+    build_optimizer,
+    lr_factor,
+)
+
+
+def write_cifar(root, name: str, n_per_file: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Write a tiny CIFAR copy in torchvision's pickle layout; return the raw arrays written."""
+    rng = np.random.default_rng(seed)
+    if name == "cifar10":
+        folder, files, key, classes = (
+            root / "cifar-10-batches-py",
+            [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"],
+            b"labels",
+            10,
+        )
+    else:
+        folder, files, key, classes = root / "cifar-100-python", ["train", "test"], b"fine_labels", 100
+    folder.mkdir(parents=True)
+    raw = {}
+    for file in files:
+        data = rng.integers(0, 256, size=(n_per_file, 3072), dtype=np.uint8)
+        labels = rng.integers(0, classes, size=n_per_file).tolist()
+        with open(folder / file, "wb") as handle:
+            pickle.dump({b"data": data, key: labels, b"batch_label": file.encode()}, handle)
+        raw[file] = (data, np.asarray(labels))
+    return raw
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100"])
+def test_cifar_loader_reads_torchvision_pickles(tmp_path, name):
+    raw = write_cifar(tmp_path, name, n_per_file=3)
+    ds = load_cifar(name, tmp_path)
+    n_train = 15 if name == "cifar10" else 3
+    assert ds.x_train.shape == (n_train, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
+    assert ds.num_classes == (10 if name == "cifar10" else 100)
+    first = "data_batch_1" if name == "cifar10" else "train"
+    np.testing.assert_array_equal(ds.y_train[:3], raw[first][1])
+    np.testing.assert_array_equal(ds.y_test, raw["test_batch" if name == "cifar10" else "test"][1])
+    # undo the per-channel standardisation and compare with the raw bytes (row layout R..., G..., B...)
+    all_train = np.concatenate([raw[f][0] for f in raw if f not in ("test_batch", "test")]) / 255.0
+    images = all_train.reshape(-1, 3, 32, 32)
+    mean = images.mean(axis=(0, 2, 3), keepdims=True)
+    std = images.std(axis=(0, 2, 3), keepdims=True)
+    np.testing.assert_allclose(ds.x_train * std + mean, images, atol=1e-5)
+    assert ds.x_train[0, 1, 0, 5] == pytest.approx((all_train[0, 1024 + 5] - mean[0, 1, 0, 0]) / std[0, 1, 0, 0], 1e-5)
+    # the data-set folder itself is accepted as root
+    same = load_cifar(name, tmp_path / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"))
+    np.testing.assert_array_equal(same.x_test, ds.x_test)
+
+
+def test_missing_cifar_names_expected_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"cifar-10-batches-py[/\\]data_batch_1"):
+        load_cifar("cifar10", tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"cifar-100-python[/\\]train"):
+        load_dataset("cifar100", tmp_path)
+    with pytest.raises(ValueError, match="data_dir"):
+        load_dataset("cifar10", None)
+    with pytest.raises(ValueError, match="dataset"):
+        load_dataset("imagenet")
+
+
+def test_cifar_bad_labels_rejected(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    for file in ("train", "test"):
+        with open(folder / file, "wb") as handle:
+            pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 100]}, handle)
+    with pytest.raises(ValueError, match="labels"):
+        load_cifar("cifar100", tmp_path)
+
+
+def test_mnist1d_offline_and_leaves_global_rng_alone():
+    np.random.seed(123)  # noqa: NPY002 (the global RNG is what is checked)
+    random.seed(5)
+    expected_np, expected_py = np.random.get_state()[1].copy(), random.getstate()  # noqa: NPY002
+    ds = load_mnist1d()
+    assert ds.x_train.shape == (4000, 1, 40) and ds.x_test.shape == (1000, 1, 40)
+    assert set(np.unique(ds.y_train)) == set(range(10))
+    assert abs(float(ds.x_train.mean())) < 1e-5 and abs(float(ds.x_train.std()) - 1.0) < 1e-4
+    np.testing.assert_array_equal(np.random.get_state()[1], expected_np)  # noqa: NPY002
+    assert random.getstate() == expected_py
+
+
+def test_digits_split_is_stratified_and_seeded():
+    a, b = load_digits(), load_digits()
+    assert a.x_train.shape[1:] == (1, 8, 8) and len(a.y_train) + len(a.y_test) == 1797
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    counts = np.bincount(a.y_test, minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37
+    with pytest.raises(ValueError, match="test_fraction"):
+        load_digits(test_fraction=1.0)
+
+
+def test_random_crop_flip_is_a_shifted_or_flipped_copy():
+    x = torch.arange(2 * 3 * 5 * 5, dtype=torch.float32).reshape(2, 3, 5, 5)
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=0)
+    for i in range(2):
+        assert torch.equal(out[i], x[i]) or torch.equal(out[i], x[i].flip(-1))
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(random_crop_flip(x, g1), random_crop_flip(x, g2))
+    padded = random_crop_flip(x, torch.Generator().manual_seed(1), padding=2)
+    assert padded.shape == x.shape
+    with pytest.raises(ValueError, match="x must"):
+        random_crop_flip(x[0], torch.Generator())
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "params"),
+    [("resnet34", (3, 32, 32), 21_282_122), ("densenet121", (3, 32, 32), 6_956_298)],
+)
+def test_cifar_models_have_published_sizes(name, shape, params):
+    # 21.28 M (ResNet-34) and 6.96 M (DenseNet-121) are the usual CIFAR-variant parameter counts
+    model = build_model(name, shape, 10)
+    assert sum(p.numel() for p in model.parameters()) == params
+
+
+@pytest.mark.parametrize(("name", "shape"), [("mlp", (1, 40)), ("resnet1d", (1, 40)), ("cnn", (1, 8, 8))])
+def test_small_models_forward(name, shape):
+    torch.manual_seed(0)
+    model = build_model(name, shape, 7, width=8)
+    assert model(torch.randn(3, *shape)).shape == (3, 7)
+
+
+def test_model_input_checks():
+    with pytest.raises(ValueError, match="model"):
+        build_model("vgg", (3, 32, 32), 10)
+    with pytest.raises(ValueError, match="input_shape"):
+        build_model("resnet1d", (3, 32, 32), 10)
+    with pytest.raises(ValueError, match="width"):
+        build_model("mlp", (40,), 10, width=0)
+
+
+def test_optimizer_defaults_follow_the_paper():
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    sgd = build_optimizer("sgd", p, 128)
+    assert sgd.defaults["lr"] == 0.1 and sgd.defaults["momentum"] == 0.9 and sgd.defaults["weight_decay"] == 5e-4
+    adamw = build_optimizer("AdamW", p, 128)
+    assert adamw.defaults["lr"] * adamw.defaults["weight_decay"] == pytest.approx(5e-5)
+    assert build_optimizer("amsgrad", p, 128).defaults["amsgrad"] is True
+    with pytest.raises(ValueError, match="optimizer"):
+        build_optimizer("adagrad", p, 128)
+    with pytest.raises(ValueError, match="lr_sgd"):
+        build_optimizer("adam", p, 128, lr_sgd=0.1)
+    with pytest.raises(ValueError, match="batch_size"):
+        build_optimizer("adam", p, 0)
+
+
+def test_schedule_divides_by_ten_at_75_percent():
+    assert [lr_factor(e, 200) for e in (0, 149, 150, 199)] == [1.0, 1.0, 0.1, 0.1]
+    assert lr_factor(10, 10, milestone=1.0) == 1.0
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    opt.param_groups[0]["lr_sgd"] = 0.5  # as AdaBayes groups carry it: the filter's σ² is not scheduled
+    base = base_rates(opt)
+    apply_schedule(opt, base, 0.1)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.01) and opt.param_groups[0]["lr_sgd"] == 0.5
+    apply_schedule(opt, base, 1.0)
+    assert opt.param_groups[0]["lr"] == 0.1
