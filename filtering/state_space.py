@@ -250,6 +250,7 @@ def _scalar_filter_kernel(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, v
     # h, a, q: (T, N), (N,), (N,); mean0, var0: (N,); outputs (T, N)
     steps, n = innov_or_y.shape
     n_blocks = (n + BLOCK - 1) // BLOCK
+    bad_h = np.zeros(n_blocks, dtype=np.int64)  # h < 0 or NaN, counted here instead of in extra passes
     for b in numba.prange(n_blocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
@@ -258,20 +259,26 @@ def _scalar_filter_kernel(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, v
         ab = a[lo:hi]
         qb = q[lo:hi]
         for t in range(steps):
-            for j in range(hi - lo):
-                k = lo + j
-                m_prior = ab[j] * m[j]  # Eq. 17a
-                v_prior = ab[j] * ab[j] * v[j] + qb[j]  # Eq. 17b
-                hk = h[t, k]
-                v_new = v_prior / (1.0 + v_prior * hk)  # Eq. 18a: 1 / (1/σ²_prior + h)
-                if has_mu:
-                    innovation = innov_or_y[t, k] - hk * m_prior  # y - h μ_prior
-                else:
-                    innovation = innov_or_y[t, k]  # g evaluated at μ_prior
-                m[j] = m_prior + v_new * innovation  # Eq. 41
-                v[j] = v_new
-                mean_post[t, k] = m[j]
-                var_post[t, k] = v_new
+            if has_mu:  # pseudo-observations: innovation y - h μ_prior
+                for j in range(hi - lo):
+                    m_prior = ab[j] * m[j]  # Eq. 17a
+                    v_prior = ab[j] * ab[j] * v[j] + qb[j]  # Eq. 17b
+                    hk = h[t, lo + j]
+                    if not hk >= 0.0:
+                        bad_h[b] += 1
+                    v[j] = v_prior / (1.0 + v_prior * hk)  # Eq. 18a: 1 / (1/σ²_prior + h)
+                    m[j] = m_prior + v[j] * (innov_or_y[t, lo + j] - hk * m_prior)  # Eq. 41
+            else:  # gradients evaluated at μ_prior are the innovations themselves
+                for j in range(hi - lo):
+                    hk = h[t, lo + j]
+                    if not hk >= 0.0:
+                        bad_h[b] += 1
+                    v_prior = ab[j] * ab[j] * v[j] + qb[j]  # Eq. 17b
+                    v[j] = v_prior / (1.0 + v_prior * hk)  # Eq. 18a
+                    m[j] = ab[j] * m[j] + v[j] * innov_or_y[t, lo + j]  # Eqs. 17a, 41
+            mean_post[t, lo:hi] = m
+            var_post[t, lo:hi] = v
+    return bad_h.sum()
 
 
 def _broadcast_params(eta: ArrayLike, sigma2: ArrayLike, shape: tuple[int, ...], predict: str):
@@ -302,6 +309,7 @@ def kalman_filter(
     mean0: ArrayLike | None = None,
     var0: ArrayLike | None = None,
     predict: str = "paper",
+    out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> KalmanResult:
     """Exact Kalman filter for independent scalar latents with known h (Eqs. 16-18, 41).
 
@@ -323,6 +331,9 @@ def kalman_filter(
     mean0, var0 : array_like, broadcastable to (...), optional
         Posterior at t = -1; default 0 and σ² (Alg. 1's initial state).
     predict : {"paper", "exponential"}
+    out : (ndarray, ndarray), optional
+        Preallocated C-contiguous float64 arrays of shape (T, ...) for the posterior means and variances
+        (saves the page faults of fresh allocations when filters are run repeatedly).
 
     Returns
     -------
@@ -334,8 +345,6 @@ def kalman_filter(
         raise ValueError("g must have shape (T, ...) with T >= 1")
     shape = g.shape[1:]
     h_t = np.broadcast_to(np.asarray(h, dtype=np.float64), g.shape)
-    if np.isnan(h_t).any() or (h_t < 0).any():
-        raise ValueError("h must be >= 0 and not NaN")
     a, q, sigma2_b = _broadcast_params(eta, sigma2, shape, predict)
     mean0 = _initial(mean0, np.zeros(shape), shape, "mean0")
     var0 = _initial(var0, sigma2_b, shape, "var0")
@@ -343,17 +352,28 @@ def kalman_filter(
         observations = g
     else:
         observations = g + h_t * np.broadcast_to(np.asarray(mu, dtype=np.float64), g.shape)  # y = g + h μ
-    return _run_scalar_kernel(observations, h_t, a, q, mean0, var0, has_mu=mu is not None)
+    return _run_scalar_kernel(observations, h_t, a, q, mean0, var0, has_mu=mu is not None, out=out)
 
 
-def _run_scalar_kernel(observations, h_t, a, q, mean0, var0, *, has_mu: bool) -> KalmanResult:
+def _check_out(out: tuple[np.ndarray, np.ndarray] | None, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    if out is None:
+        return np.empty(shape), np.empty(shape)
+    for name, arr in zip(("out[0]", "out[1]"), out, strict=True):
+        if not isinstance(arr, np.ndarray) or arr.shape != shape or arr.dtype != np.float64:
+            raise ValueError(f"{name} must be a float64 ndarray of shape {shape}")
+        if not arr.flags.c_contiguous:
+            raise ValueError(f"{name} must be C-contiguous")
+    return out
+
+
+def _run_scalar_kernel(observations, h_t, a, q, mean0, var0, *, has_mu: bool, out=None) -> KalmanResult:
     steps = observations.shape[0]
     shape = observations.shape[1:]
     n = int(np.prod(shape, dtype=np.int64))
     flat = (steps, n)
-    mean_post = np.empty(flat)
-    var_post = np.empty(flat)
-    _scalar_filter_kernel(
+    mean_out, var_out = _check_out(out, observations.shape)
+    mean_post, var_post = mean_out.reshape(flat), var_out.reshape(flat)
+    bad_h = _scalar_filter_kernel(
         np.ascontiguousarray(observations).reshape(flat),
         np.ascontiguousarray(h_t).reshape(flat),
         a.reshape(n),
@@ -364,7 +384,9 @@ def _run_scalar_kernel(observations, h_t, a, q, mean0, var0, *, has_mu: bool) ->
         mean_post,
         var_post,
     )
-    return KalmanResult(mean_post.reshape(observations.shape), var_post.reshape(observations.shape), mean0, var0, a, q)
+    if bad_h:
+        raise ValueError(f"h must be >= 0 and not NaN ({bad_h} entries are not)")
+    return KalmanResult(mean_out, var_out, mean0, var0, a, q)
 
 
 def _filter_on_pseudo_observations(y, h_t, eta, sigma2, predict) -> KalmanResult:
@@ -382,19 +404,19 @@ def kalman_filter_reference(
     mean0: ArrayLike = 0.0,
     var0: ArrayLike | None = None,
     predict: str = "paper",
+    out: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Plain NumPy loop over time, vectorised over parameters, for g evaluated at μ_prior (Eqs. 17, 18a, 41).
 
     The straightforward implementation, kept as the readable reference and as the benchmark anchor.
-    Returns ``(mean_post, var_post)``, each of shape (T, ...).
+    Returns ``(mean_post, var_post)``, each of shape (T, ...), written into ``out`` when given.
     """
     g = np.asarray(g, dtype=np.float64)
     h_t = np.broadcast_to(np.asarray(h, dtype=np.float64), g.shape)
     a, q = transition(eta, sigma2, predict)
     m = np.broadcast_to(np.asarray(mean0, dtype=np.float64), g.shape[1:]).copy()
     v = np.broadcast_to(np.asarray(sigma2 if var0 is None else var0, dtype=np.float64), g.shape[1:]).copy()
-    mean_post = np.empty_like(g)
-    var_post = np.empty_like(g)
+    mean_post, var_post = _check_out(out, g.shape)
     for t in range(g.shape[0]):
         m = a * m  # Eq. 17a
         v = a * a * v + q  # Eq. 17b
