@@ -1,0 +1,74 @@
+"""Render every figure from a directory of saved simulation data: ``adabayes figures --data DIR --out DIR``.
+
+Each figure is drawn only when its input files exist; a figure that fails to render is reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["FIGURES", "HELP", "add_arguments", "render_all", "run"]
+
+HELP = "redraw all figures from saved simulation data (npz/json); no simulation is run"
+
+
+def _fig3_generative(data: Path, out: Path) -> Path:
+    from .fig3 import render_generative
+
+    return render_generative(data, out / "fig3_generative.png")
+
+
+def _calibration(data: Path, out: Path) -> Path:
+    from .calibration import render
+
+    return render(data, out / "calibration.png")
+
+
+# name -> (input files needed, renderer)
+FIGURES: dict[str, tuple[tuple[str, ...], Callable[[Path, Path], Path]]] = {
+    "fig3_generative": (("generative.npz", "generative.json"), _fig3_generative),
+    "calibration": (("generative.npz", "calibration.json"), _calibration),
+}
+
+
+def render_all(data_dir: str | Path, out_dir: str | Path) -> dict[str, Path | str]:
+    """Render every figure whose inputs exist.
+
+    Returns
+    -------
+    dict
+        figure name -> output path, or an error string (``"missing: ..."`` or the exception).
+    """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Path | str] = {}
+    for name, (inputs, renderer) in FIGURES.items():
+        missing = [f for f in inputs if not (data_dir / f).exists()]
+        if missing:
+            results[name] = "missing: " + ", ".join(missing)
+            continue
+        try:
+            results[name] = renderer(data_dir, out_dir)
+        except Exception as exc:  # a broken figure must not hide the others
+            traceback.print_exc(file=sys.stderr)
+            results[name] = f"error: {type(exc).__name__}: {exc}"
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``adabayes figures``."""
+    parser.add_argument("--data", required=True, help="directory with the saved npz/json")
+    parser.add_argument("--out", default=None, help="figure directory (default DATA/../figures)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Render and list the figures; non-zero exit if one failed."""
+    out = Path(args.out) if args.out else Path(args.data).parent / "figures"
+    results = render_all(args.data, out)
+    for name, res in results.items():
+        print(f"{name}: {res}")
+    return 1 if any(isinstance(r, str) and r.startswith("error") for r in results.values()) else 0

@@ -1,0 +1,91 @@
+"""Pieces shared by the experiment modules: common CLI options, progress bars, binning by decade."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+__all__ = ["add_common_arguments", "decade_table", "log_log_slope", "output_dir", "progress", "rel_err"]
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """``--out DIR``, ``--seed S``, ``--quick`` and ``--no-progress``, shared by every experiment."""
+    parser.add_argument("--out", default=default_out, help=f"output directory (default {default_out})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--quick", action="store_true", help="small sizes for CI (seconds)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def output_dir(path: str | Path) -> Path:
+    """Create and return the output directory."""
+    out = Path(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def progress(total: int, desc: str, enabled: bool = True) -> tqdm:
+    """A tqdm bar on stderr (disabled with ``enabled=False``)."""
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not enabled, mininterval=0.5, leave=False)
+
+
+def rel_err(measured: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """``measured / predicted - 1`` elementwise."""
+    return np.asarray(measured, dtype=np.float64) / np.asarray(predicted, dtype=np.float64) - 1.0
+
+
+def decade_table(g2: np.ndarray, err: np.ndarray) -> dict[str, np.ndarray]:
+    """Median and max of ``|err|`` per decade of ``g2``.
+
+    Parameters
+    ----------
+    g2 : ndarray, shape (N,)
+        Positive ⟨g²⟩ per parameter.
+    err : ndarray, shape (N,)
+        Relative errors per parameter.
+
+    Returns
+    -------
+    dict with ``decade`` (int, floor(log10 g2)), ``count``, ``median``, ``max``, each of shape (D,).
+    """
+    g2 = np.asarray(g2, dtype=np.float64)
+    err = np.abs(np.asarray(err, dtype=np.float64))
+    if g2.shape != err.shape or g2.ndim != 1:
+        raise ValueError(f"g2 and err must be 1-D arrays of equal shape, got {g2.shape} and {err.shape}")
+    if not (g2 > 0).all():
+        raise ValueError("g2 must be > 0")
+    dec = np.floor(np.log10(g2)).astype(int)
+    decades = np.unique(dec)
+    count = np.array([(dec == d).sum() for d in decades])
+    med = np.array([np.median(err[dec == d]) for d in decades])
+    mx = np.array([np.max(err[dec == d]) for d in decades])
+    return {"decade": decades, "count": count, "median": med, "max": mx}
+
+
+def log_log_slope(x: np.ndarray, y: np.ndarray) -> tuple[float, float, int]:
+    """OLS slope of ``log10 y`` on ``log10 x`` with its standard error and the number of points.
+
+    Parameters
+    ----------
+    x, y : ndarray, shape (N,)
+        Positive values; N >= 3.
+
+    Returns
+    -------
+    slope, stderr, n
+    """
+    lx, ly = np.log10(np.asarray(x, dtype=np.float64)), np.log10(np.asarray(y, dtype=np.float64))
+    n = lx.size
+    if n < 3:
+        raise ValueError(f"x needs at least 3 points for a slope with standard error, got {n}")
+    xc = lx - lx.mean()
+    sxx = float(xc @ xc)
+    if sxx == 0.0:
+        raise ValueError("x must not be constant")
+    slope = float(xc @ (ly - ly.mean()) / sxx)
+    resid = ly - ly.mean() - slope * xc
+    stderr = float(np.sqrt(resid @ resid / (n - 2) / sxx))
+    return slope, stderr, n
