@@ -46,9 +46,19 @@ forget = register_tex(sp.Symbol("forget", positive=True), r"\lambda_f")
 
 #: Symbols of one step, by name (for lambdify in the tests).
 STATE = {
-    "g": g, "m": m_s, "v": v_s, "var_post": var_s, "mu": mu_s, "t": t, "eta": eta, "sigma2": sigma2,
-    "lam": lam, "beta1": beta1, "beta2": beta2, "forget": forget,
-}  # fmt: skip
+    "g": g,
+    "m": m_s,
+    "v": v_s,
+    "var_post": var_s,
+    "mu": mu_s,
+    "t": t,
+    "eta": eta,
+    "sigma2": sigma2,
+    "lam": lam,
+    "beta1": beta1,
+    "beta2": beta2,
+    "forget": forget,
+}
 
 
 def _moments(with_v: bool) -> dict[str, sp.Expr]:
@@ -128,8 +138,14 @@ def records() -> list[Record]:
     ok_post = same(printed_post, derived_post)
     ok_mu = same(printed_mu, derived_mu)
     m_sym = m_s
-    loop = [(g, g), (m_sym, beta1 * m_sym + (1 - beta1) * g), (gm, m_sym / (1 - beta1**t)),
-            (s2_prior, printed_prior), (s2_post, printed_post), (mu_s, printed_mu)]  # fmt: skip
+    loop = [
+        (g, g),
+        (m_sym, beta1 * m_sym + (1 - beta1) * g),
+        (gm, m_sym / (1 - beta1**t)),
+        (s2_prior, printed_prior),
+        (s2_post, printed_post),
+        (mu_s, printed_mu),
+    ]
     conventional = {m_sym, mu_s, t, g}  # m = 0, mu = mu_0, t counts steps, g is computed at mu (as in Adam)
     reads, dead = _uninitialised_reads({eta, sigma2, s2_prior}, loop, conventional | {beta1, lam})
     ok_init = not reads and not dead
@@ -166,12 +182,16 @@ def records() -> list[Record]:
     alg2 = Record(
         "Alg2",
         CONFIRMED if ok11 and ok_moments and ok_mu else ERRATUM,
-        lines(show(Raw("line 11:", r"\text{11:}"), s2_post, "<-", printed11),
-              show(Raw("line 12:", r"\text{12:}"), mu_s, "<-", printed_mu)),
-        lines(show(Raw("line 11:", r"\text{11:}"), 1 / s2_post, "<-", printed11, ";", s2_post, "=", derived11),
-              show(Raw("line 12:", r"\text{12:}"), mu_s, "<-", derived_mu)),
+        lines(
+            show(Raw("line 11:", r"\text{11:}"), s2_post, "<-", printed11),
+            show(Raw("line 12:", r"\text{12:}"), mu_s, "<-", printed_mu),
+        ),
+        lines(
+            show(Raw("line 11:", r"\text{11:}"), 1 / s2_post, "<-", printed11, ";", s2_post, "=", derived11),
+            show(Raw("line 12:", r"\text{12:}"), mu_s, "<-", derived_mu),
+        ),
         "Lines 6-9 are Eqs. 2 and 4 (confirmed) and line 12 is Eqs. 19a+19b (confirmed). Line 11's right-hand side "
         f"{'equals' if is_precision else 'does not equal'} Eq. 21's precision 1/sigma^2_post (checked), so it assigns "
         "a precision to sigma^2_post: the learning rate is its inverse.",
-    )  # fmt: skip
+    )
     return [alg1, alg2]

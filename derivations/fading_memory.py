@@ -114,7 +114,7 @@ def extras() -> list[Extra]:
                     "process-noise variance equivalent to forgetting (Eq. 29, corrected)",
                     show(Raw("Q", "Q"), "=", process_noise_variance()),
                 ),
-            ),  # fmt: skip
+            ),
             "The learning rate lambda/<g^2> is a mean-square normaliser, unlike AdaBayes's eta/sqrt(<g^2>); the "
             "equivalent process noise is proportional to sigma^2_post (not fixed), which is why.",
         )

@@ -277,7 +277,7 @@ def _eq20_21() -> list[Record]:
             f"x = sigma^2 sqrt(<g^2>)/eta, r = eta^2/sigma^2 they are {sp.sstr(sp.collect(nd, r_ratio))} against the "
             f"leading {sp.sstr(lead_d)}, i.e. first order in r (Appendix D's f ≈ 1 - eta^2/sigma^2 and first-order "
             "Taylor step, Eqs. 44, 47); in the Adam regime r x = eta sqrt(<g^2>) must be small too.",
-        ),  # fmt: skip
+        ),
         Record(
             "21",
             APPROXIMATION if ok21 else ERRATUM,
@@ -295,7 +295,7 @@ def _eq20_21() -> list[Record]:
             f"Alg. 1's fixed point. Its relative error in sigma^2_post is {sp.sstr(err_small)} as <g^2> -> 0 and, to "
             "first order in eta^2/sigma^2, (sqrt(eta^4/sigma^4 + 4 eta^2 <g^2>) - 2 eta^2/sigma^2)/4: it grows like "
             "eta sqrt(<g^2>)/2 once eta^2 <g^2> is not small (there the exact learning rate bends towards 1/<g^2>).",
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -339,7 +339,7 @@ def _eq22_to_27() -> list[Record]:
             "Limit of Eq. 21 (sympy.limit). The exact fixed point of Alg. 1 tends to sigma^2/(1 - eta^2/(4 sigma^2)) "
             "with the paper's predict step (the OU stationary variance) and to exactly sigma^2 with the exponential "
             "one, so the printed ≈ is right.",
-        ),  # fmt: skip
+        ),
         Record(
             "23",
             CONFIRMED if ok23 else ERRATUM,
@@ -347,7 +347,7 @@ def _eq22_to_27() -> list[Record]:
             show(Raw("sigma2_post <g>|_{sigma2_post = sigma^2}", r"\sigma^2\langle g\rangle"), "=", sgd_step),
             "Definition (hyperparameter choice). Checked: with sigma^2_post = sigma^2 = eta_SGD/B the step of Eq. 19b "
             "equals the SGD step of Eq. 1.",
-        ),  # fmt: skip
+        ),
         Record(
             "24",
             CONFIRMED if ratio24 == 1 else ERRATUM,
@@ -368,7 +368,7 @@ def _eq22_to_27() -> list[Record]:
             "Asymptotic statement about Eq. 21 (ratio -> 1, sympy.limit). For the exact fixed point of Alg. 1 the "
             "learning rate tends to 1/<g^2> (mean-square) once eta^2 <g^2> >> 1, so the Adam regime is the window "
             "eta/sigma^2 << sqrt(<g^2>) << 1/eta.",
-        ),  # fmt: skip
+        ),
         Record(
             "25",
             CONFIRMED if ok25 else ERRATUM,
@@ -382,8 +382,8 @@ def _eq22_to_27() -> list[Record]:
             CONFIRMED if same(printed26, derived26) else ERRATUM,
             show(mu_post, "≈", printed26),
             show(mu_post, "≈", derived26),
-            "Substituting Eq. 19a into Eq. 19b with Eq. 24 gives the decay factor (1 - lambda); the printed (lambda - 1) "
-            "flips the sign of the parameter every step. AdamW's decoupled decay is (1 - lambda) mu.",
+            "Substituting Eq. 19a into Eq. 19b with Eq. 24 gives the decay factor (1 - lambda); the printed "
+            "(lambda - 1) flips the sign of the parameter every step. AdamW's decoupled decay is (1 - lambda) mu.",
         ),
         Record(
             "27",
@@ -407,12 +407,12 @@ def _eq22_to_27() -> list[Record]:
             "The middle expression equals Eq. 21 (checked) and its limit is sqrt(<g^2>)/eta: the printed right-hand "
             "side eta/sqrt(<g^2>) is the limit of sigma^2_post, not of its inverse. With it AdaBayes-FP is AdamW "
             "(epsilon = 0).",
-        ),  # fmt: skip
+        ),
     ]
 
 
 def _appendix_d() -> list[Record]:
-    f, q = predict_coefficients("paper")
+    f, _ = predict_coefficients("paper")
     derived44 = precision_map("paper")  # Eq. 17b into Eq. 18a, exact
     f_printed = 1 - eta**2 / sigma2
     printed44 = 1 / (f_printed / lp_now + eta**2) + g**2
@@ -486,7 +486,7 @@ def _appendix_d() -> list[Record]:
             "is random and lambda_post fluctuates. The first neglected term is the Jensen correction "
             f"phi''(lambda)/2 Var[lambda] = {jensen_note} (< 0: phi(lambda) = 1/(f/lambda + eta^2) is concave), so "
             "the stationary mean precision lies slightly below the deterministic fixed point.",
-        ),  # fmt: skip
+        ),
         Record(
             "46",
             CONFIRMED if ok46 else ERRATUM,
@@ -499,10 +499,11 @@ def _appendix_d() -> list[Record]:
             APPROXIMATION if ok47 else ERRATUM,
             show(lp, "≈", printed47_rhs),
             show(lp, "=", taylor1, "+", G, "+", neglected47, "+ ..."),
-            "First-order Taylor step lambda/(1 + x) ≈ lambda (1 - x) with x = eta^2 lambda - eta^2/sigma^2 (series in a "
-            f"bookkeeping epsilon). Correct to first order; the first neglected term is lambda x^2 = {sp.sstr(neglected47)}, "
+            "First-order Taylor step lambda/(1 + x) ≈ lambda (1 - x) with x = eta^2 lambda - eta^2/sigma^2 (series "
+            "in a bookkeeping epsilon). Correct to first order; the first neglected term is lambda x^2 = "
+            f"{sp.sstr(neglected47)}, "
             "small only if both eta^2/sigma^2 and eta^2 lambda_post are small.",
-        ),  # fmt: skip
+        ),
         Record(
             "48",
             CONFIRMED if ok48 else ERRATUM,
@@ -551,21 +552,54 @@ def extras() -> list[Extra]:
                     ("exact fixed point", show(lam_label, "=", exact_precision(predict))),
                     ("<g^2> -> 0 (SGD-like)", show(lam_label, "=", reg["small"], "+ O(<g^2>^2)")),
                     ("learning rate at <g^2> = 0", show(s2_post, "->", reg["var_small_limit"])),
-                    ("<g^2> -> oo (single observation, mean-square)", show(lam_label, "=", reg["large"], "+ O(1/<g^2>)")),
+                    (
+                        "<g^2> -> oo (single observation, mean-square)",
+                        show(lam_label, "=", reg["large"], "+ O(1/<g^2>)"),
+                    ),
                     ("sigma^2 -> oo", show(lam_label, "=", reg["sigma2_inf"])),
-                    ("Adam-like middle (sigma^2 -> oo, then small <g^2>)", show(lam_label, "=", reg["middle"], "+ ...")),
-                    ("ratio to the Adam precision sqrt(<g^2>)/eta",
-                     show(Raw("lambda eta/sqrt(<g^2>)", r"\lambda\eta/\sqrt{\langle g^2\rangle}"), "=", reg["adam_ratio"], "+ ...")),
+                    (
+                        "Adam-like middle (sigma^2 -> oo, then small <g^2>)",
+                        show(lam_label, "=", reg["middle"], "+ ..."),
+                    ),
+                    (
+                        "ratio to the Adam precision sqrt(<g^2>)/eta",
+                        show(
+                            Raw("lambda eta/sqrt(<g^2>)", r"\lambda\eta/\sqrt{\langle g^2\rangle}"),
+                            "=",
+                            reg["adam_ratio"],
+                            "+ ...",
+                        ),
+                    ),
                     ("Eq. 21 relative error at <g^2> -> 0", show(Raw("e(0)", "e(0)"), "=", err0)),
-                    ("Eq. 21 relative error, first order in eta^2/sigma^2", show(Raw("e", "e"), "≈", err_d, ",", s_root, "=",
-                     sp.sqrt(1 + 4 * x_ratio**2), "; in the original variables", Raw("e", "e"), "≈", err)),
-                    ("|e| <= tol for <g^2> <= (leading order)", show(Raw("<g^2>_max", r"\langle g^2\rangle_{\max}"), "=", bounds["upper"])),
-                    ("... and <g^2> >= (only if |e(0)| > tol)", show(Raw("<g^2>_min", r"\langle g^2\rangle_{\min}"), "=", bounds["lower"])),
+                    (
+                        "Eq. 21 relative error, first order in eta^2/sigma^2",
+                        show(
+                            Raw("e", "e"),
+                            "≈",
+                            err_d,
+                            ",",
+                            s_root,
+                            "=",
+                            sp.sqrt(1 + 4 * x_ratio**2),
+                            "; in the original variables",
+                            Raw("e", "e"),
+                            "≈",
+                            err,
+                        ),
+                    ),
+                    (
+                        "|e| <= tol for <g^2> <= (leading order)",
+                        show(Raw("<g^2>_max", r"\langle g^2\rangle_{\max}"), "=", bounds["upper"]),
+                    ),
+                    (
+                        "... and <g^2> >= (only if |e(0)| > tol)",
+                        show(Raw("<g^2>_min", r"\langle g^2\rangle_{\min}"), "=", bounds["lower"]),
+                    ),
                 ),
                 f"Predict factor f = {sp.sstr(f)}, noise q = {sp.sstr(q)}. The quadratic is exact (no Taylor step). "
-                "The relative error e = sigma^2_21/sigma^2_exact - 1 is expanded to first order in r = eta^2/sigma^2 at "
-                "fixed x = sigma^2 sqrt(<g^2>)/eta, valid while eta^2 <g^2> is small; beyond that the exact precision "
-                "tends to <g^2> + 1/eta^2-type behaviour and e grows without bound.",
+                "The relative error e = sigma^2_21/sigma^2_exact - 1 is expanded to first order in "
+                "r = eta^2/sigma^2 at fixed x = sigma^2 sqrt(<g^2>)/eta, valid while eta^2 <g^2> is small; beyond "
+                "that the exact precision tends to <g^2> + 1/q (mean-square) and e grows without bound.",
             )
-        )  # fmt: skip
+        )
     return out

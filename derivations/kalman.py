@@ -103,7 +103,7 @@ def _eq16_17() -> list[Record]:
             ),
             "Definition of the filter posterior. Gaussianity checked: log prior (16a) + log likelihood (Eq. 12) is "
             "a quadratic in w* with negative leading coefficient.",
-        ),  # fmt: skip
+        ),
         Record(
             "17a",
             CONFIRMED if ok17a else ERRATUM,
@@ -171,7 +171,7 @@ def _eq18_19() -> list[Record]:
             ),
             "Modelling choice (decoupled weight decay lambda replaces eta^2/(2 sigma^2)); checked that "
             "lambda = eta^2/(2 sigma^2) recovers Eq. 17a exactly.",
-        ),  # fmt: skip
+        ),
         Record(
             "19b",
             CONFIRMED if ok19b else ERRATUM,
@@ -179,7 +179,7 @@ def _eq18_19() -> list[Record]:
             show(mu_post, "=", mu_prior + s2_post * gm, ";", Raw("<g> = g at t = 1", r"\langle g\rangle = g\ (t=1)")),
             "Modelling choice (momentum: the debiased EMA <g> of Eq. 2 replaces g). Checked: at t = 1 the debiased "
             "EMA is exactly g, recovering Eq. 18b; for t > 1 this is a heuristic, not a Kalman update.",
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -208,60 +208,75 @@ def _appendix_c() -> list[Record]:
     over_prior = sp.factor(expect(g2_mean.subs(w_star, mu_prior + sp.sqrt(s2_prior) * z_prior[0]), z_prior))
     return [
         Record(
-            "35", CONFIRMED if ok35 else ERRATUM,
+            "35",
+            CONFIRMED if ok35 else ERRATUM,
             show(lhs35, "=", terms["log_prior"], "+", terms["log_lik"]),
             show(Raw("d/dw* (LHS - RHS)", r"\partial_{w^*}(\mathrm{LHS}-\mathrm{RHS})"), "=", sp.cancel(resid)),
             "Bayes' rule in log form, up to w*-independent constants: with sigma^2_post, mu_post from Eqs. 38/41 the "
             "difference of the two sides has zero derivative in w*.",
         ),
         Record(
-            "36", CONFIRMED if ok36 else ERRATUM,
-            show(-w_star**2 / (2 * s2_post), "=", quad_printed * w_star**2),
+            "36",
+            CONFIRMED if ok36 else ERRATUM,
+            show(-(w_star**2) / (2 * s2_post), "=", quad_printed * w_star**2),
             show(Raw("[w*^2] RHS of Eq. 35", r"[w^{*2}]\,\mathrm{RHS}"), "=", terms["quad"]),
             "Coefficient of w*^2 extracted from the expanded right-hand side of Eq. 35.",
         ),
         Record(
-            "37", CONFIRMED if ok37 else ERRATUM,
+            "37",
+            CONFIRMED if ok37 else ERRATUM,
             show(1 / s2_post, "=", 1 / s2_prior + H),
             show(1 / s2_post, "=", sp.cancel(1 / var)),
             "From Eq. 36.",
         ),
         Record(
-            "38", CONFIRMED if ok38 else ERRATUM,
+            "38",
+            CONFIRMED if ok38 else ERRATUM,
             show(s2_post, "=", 1 / (1 / s2_prior + H)),
             show(s2_post, "=", var),
             "Inverse of Eq. 37.",
         ),
         Record(
-            "39", CONFIRMED if ok39 else ERRATUM,
+            "39",
+            CONFIRMED if ok39 else ERRATUM,
             show(mu_post * w_star / s2_post, "=", lin_printed * w_star),
             show(Raw("[w*] RHS of Eq. 35", r"[w^{*}]\,\mathrm{RHS}"), "=", terms["lin"]),
             "Coefficient of w* extracted from the expanded right-hand side of Eq. 35 (the likelihood contributes "
             "g + H_ii mu_prior).",
         ),
         Record(
-            "40", CONFIRMED if ok40 else ERRATUM,
+            "40",
+            CONFIRMED if ok40 else ERRATUM,
             show(mu_post, "=", s2_post * ((1 / s2_prior + H) * mu_prior + g)),
             show(mu_post, "=", mean),
             "Eq. 39 times sigma^2_post.",
         ),
         Record(
-            "41", CONFIRMED if ok41 else ERRATUM,
+            "41",
+            CONFIRMED if ok41 else ERRATUM,
             show(mu_post, "=", mu_prior + s2_post * g),
             show(mu_post, "=", mu_prior + var * g),
             "Eq. 40 with (1/sigma^2_prior + H_ii) sigma^2_post = 1 (Eq. 37).",
         ),
         Record(
-            "42", APPROXIMATION if unbiased_at_opt else ERRATUM,
+            "42",
+            APPROXIMATION if unbiased_at_opt else ERRATUM,
             show(H, "≈", g**2),
-            show(Raw("E[g^2]", r"\mathbb{E}[g^2]"), "=", H + sp.factor(g2_mean - H), ";", Raw("Var[g^2]", r"\mathrm{Var}[g^2]"), "=",
-                 g2_var),
+            show(
+                Raw("E[g^2]", r"\mathbb{E}[g^2]"),
+                "=",
+                H + sp.factor(g2_mean - H),
+                ";",
+                Raw("Var[g^2]", r"\mathrm{Var}[g^2]"),
+                "=",
+                g2_var,
+            ),
             "Plug-in estimate. Under Eq. 12, g ~ N(H_ii (w* - mu_prior), H_ii), so E[g^2] = H_ii + H_ii^2 (w* - "
             f"mu_prior)^2: unbiased exactly when mu_prior = w* (as stated); the first neglected term is the bias "
             f"H_ii^2 (w* - mu_prior)^2, whose average over the prior N(mu_prior, sigma^2_prior) gives E[g^2] = "
             f"{sp.sstr(over_prior)}. A single g^2 is also noisy (Var = 2 H_ii^2 at the optimum).",
         ),
-    ]  # fmt: skip
+    ]
 
 
 def records() -> list[Record]:

@@ -80,13 +80,17 @@ def _eq5(p: dict[str, sp.Expr]) -> Record:
     return Record(
         "5",
         CONFIRMED if ok else ERRATUM,
-        show(Raw("w_i*(t)", r"w_i^*(t)"), "=", Raw("argmax_{w_i} L(w_i, mu_{-i}(t))", r"\arg\max_{w_i}\mathcal{L}(w_i,\boldsymbol{\mu}_{-i}(t))")),
+        show(
+            Raw("w_i*(t)", r"w_i^*(t)"),
+            "=",
+            Raw("argmax_{w_i} L(w_i, mu_{-i}(t))", r"\arg\max_{w_i}\mathcal{L}(w_i,\boldsymbol{\mu}_{-i}(t))"),
+        ),
         show(W_STAR, "=", stationary[0]),
         "Definition. Checked for consistency on n=3 with symmetric H: the stationary point in w_1 of the "
         "noise-averaged Eq. 6 at w_{-1}=mu_{-1} is unique, its curvature is -H_11 < 0 (a maximum), and it "
         "equals Eq. 10.",
         (("averaged objective at w_{-1} = mu_{-1}", show(at_mu)), ("d^2/dw_1^2", show(curvature))),
-    )  # fmt: skip
+    )
 
 
 def _eq6(p: dict[str, sp.Expr]) -> Record:
@@ -99,7 +103,8 @@ def _eq6(p: dict[str, sp.Expr]) -> Record:
         show(
             Raw(
                 "L_alpha(w) = -1/2 w^T H w + xi_alpha^T w",
-                r"\mathcal{L}_\alpha(\mathbf{w}) = -\tfrac12\mathbf{w}^T\mathbf{H}\mathbf{w}+\boldsymbol{\xi}_\alpha^T\mathbf{w}",
+                r"\mathcal{L}_\alpha(\mathbf{w}) = -\tfrac12\mathbf{w}^T\mathbf{H}\mathbf{w}"
+                r"+\boldsymbol{\xi}_\alpha^T\mathbf{w}",
             )
         ),
         show(Raw("Hessian", r"\nabla^2\mathcal{L}_\alpha"), "=", -H_MAT),
@@ -146,51 +151,82 @@ def _eq7_and_34() -> tuple[Record, Record, Record, Record]:
     r7 = Record(
         "7",
         CONFIRMED if mean_ok and fisher_ok else ERRATUM,
-        show(Raw("E[xi_alpha]", r"\mathbb{E}[\boldsymbol{\xi}_\alpha]"), "=", 0, ";",
-             Raw("Cov[xi_alpha]", r"\mathrm{Cov}[\boldsymbol{\xi}_\alpha]"), "=", Raw("H", r"\mathbf{H}")),
-        show(Raw("E[xi] = 0; E[xi xi^T] = C^T R^-1 C = -Hessian",
-                 r"\mathbb{E}[\boldsymbol{\xi}] = 0;\quad \mathbb{E}[\boldsymbol{\xi}\boldsymbol{\xi}^T] = "
-                 r"\mathbf{C}^T\mathbf{R}^{-1}\mathbf{C} = -\nabla^2\mathcal{L}")),
+        show(
+            Raw("E[xi_alpha]", r"\mathbb{E}[\boldsymbol{\xi}_\alpha]"),
+            "=",
+            0,
+            ";",
+            Raw("Cov[xi_alpha]", r"\mathrm{Cov}[\boldsymbol{\xi}_\alpha]"),
+            "=",
+            Raw("H", r"\mathbf{H}"),
+        ),
+        show(
+            Raw(
+                "E[xi] = 0; E[xi xi^T] = C^T R^-1 C = -Hessian",
+                r"\mathbb{E}[\boldsymbol{\xi}] = 0;\quad \mathbb{E}[\boldsymbol{\xi}\boldsymbol{\xi}^T] = "
+                r"\mathbf{C}^T\mathbf{R}^{-1}\mathbf{C} = -\nabla^2\mathcal{L}",
+            )
+        ),
         "Follows from Appendix B (Fisher identity) for a well-specified likelihood evaluated at the true parameter "
         "(w = 0 without loss of generality). Derived on a linear-Gaussian log-likelihood y ~ N(C w, R) (2x2, "
         "symbolic C and Cholesky factor of R): xi = C^T R^-1 y has mean 0 and second moment C^T R^-1 C = -Hessian.",
         steps,
-    )  # fmt: skip
+    )
     r32 = Record(
         "32",
         CONFIRMED if quad_ok else ERRATUM,
-        show(Raw("L(x_alpha, y_alpha; w)", r"\mathcal{L}(\mathbf{x}_\alpha, y_\alpha; \mathbf{w})"), "=",
-             Raw("log P(y_alpha | x_alpha, w)", r"\log P(y_\alpha\mid\mathbf{x}_\alpha,\mathbf{w})")),
-        show(Raw("log N(y; C w, R) = -1/2 w^T (C^T R^-1 C) w + (C^T R^-1 y)^T w + const",
-                 r"\log\mathcal{N}(\mathbf{y};\mathbf{C}\mathbf{w},\mathbf{R}) = -\tfrac12\mathbf{w}^T"
-                 r"(\mathbf{C}^T\mathbf{R}^{-1}\mathbf{C})\mathbf{w}+(\mathbf{C}^T\mathbf{R}^{-1}\mathbf{y})^T\mathbf{w}"
-                 r"+\text{const}")),
+        show(
+            Raw("L(x_alpha, y_alpha; w)", r"\mathcal{L}(\mathbf{x}_\alpha, y_\alpha; \mathbf{w})"),
+            "=",
+            Raw("log P(y_alpha | x_alpha, w)", r"\log P(y_\alpha\mid\mathbf{x}_\alpha,\mathbf{w})"),
+        ),
+        show(
+            Raw(
+                "log N(y; C w, R) = -1/2 w^T (C^T R^-1 C) w + (C^T R^-1 y)^T w + const",
+                r"\log\mathcal{N}(\mathbf{y};\mathbf{C}\mathbf{w},\mathbf{R}) = -\tfrac12\mathbf{w}^T"
+                r"(\mathbf{C}^T\mathbf{R}^{-1}\mathbf{C})\mathbf{w}+(\mathbf{C}^T\mathbf{R}^{-1}\mathbf{y})^T\mathbf{w}"
+                r"+\text{const}",
+            )
+        ),
         "Assumption (the objective is a log-likelihood). Consistency with Eq. 6: a linear-Gaussian log-likelihood "
         "is quadratic in w with a Hessian -C^T R^-1 C that does not depend on the datapoint y (checked).",
         steps[:1],
-    )  # fmt: skip
+    )
     grad_eq6_at0 = hessian_problem()["grad"].subs(dict.fromkeys(W, 0))
     r33 = Record(
         "33",
         CONFIRMED if (grad_eq6_at0 - XI).is_zero_matrix else ERRATUM,
         show(Raw("g'", r"\mathbf{g}'"), "=", Raw("xi_alpha", r"\boldsymbol{\xi}_\alpha")),
-        show(Raw("dL_alpha/dw |_{w=0}", r"\left.\partial_{\mathbf{w}}\mathcal{L}_\alpha\right|_{\mathbf{w}=0}"), "=",
-             grad_eq6_at0),
+        show(
+            Raw("dL_alpha/dw |_{w=0}", r"\left.\partial_{\mathbf{w}}\mathcal{L}_\alpha\right|_{\mathbf{w}=0}"),
+            "=",
+            grad_eq6_at0,
+        ),
         "Eq. 8 evaluated at w = 0 (n=3, symbolic): the gradient is exactly xi. In the linear-Gaussian model "
         "the gradient at the true w = 0 is C^T R^-1 y.",
         steps[1:2],
-    )  # fmt: skip
+    )
     r34 = Record(
         "34",
         CONFIRMED if fisher_ok else ERRATUM,
-        show(Raw("E[xi_alpha xi_alpha^T]", r"\mathbb{E}[\boldsymbol{\xi}_\alpha\boldsymbol{\xi}_\alpha^T]"), "=",
-             Raw("E[g' g'^T]", r"\mathbb{E}[\mathbf{g}'\mathbf{g}'^T]"), "=", Raw("H", r"\mathbf{H}")),
-        show(Raw("E[xi xi^T] = C^T R^-1 C = -Hessian",
-                 r"\mathbb{E}[\boldsymbol{\xi}\boldsymbol{\xi}^T] = \mathbf{C}^T\mathbf{R}^{-1}\mathbf{C} = -\nabla^2\mathcal{L}")),
+        show(
+            Raw("E[xi_alpha xi_alpha^T]", r"\mathbb{E}[\boldsymbol{\xi}_\alpha\boldsymbol{\xi}_\alpha^T]"),
+            "=",
+            Raw("E[g' g'^T]", r"\mathbb{E}[\mathbf{g}'\mathbf{g}'^T]"),
+            "=",
+            Raw("H", r"\mathbf{H}"),
+        ),
+        show(
+            Raw(
+                "E[xi xi^T] = C^T R^-1 C = -Hessian",
+                r"\mathbb{E}[\boldsymbol{\xi}\boldsymbol{\xi}^T] = \mathbf{C}^T\mathbf{R}^{-1}\mathbf{C}"
+                r" = -\nabla^2\mathcal{L}",
+            )
+        ),
         "Fisher identity E[g g^T] = -E[Hessian] derived on the linear-Gaussian likelihood with data drawn at the "
         "true parameter (exact Gaussian moments of y = L z); both sides equal C^T R^-1 C.",
         steps,
-    )  # fmt: skip
+    )
     return r7, r32, r33, r34
 
 
@@ -212,33 +248,41 @@ def _eq8_to_11(p: dict[str, sp.Expr]) -> list[Record]:
     ok11 = same(g1, printed11)
     return [
         Record(
-            "8", CONFIRMED if ok8 else ERRATUM,
-            show(Raw("dL_alpha/dw", r"\partial_{\mathbf{w}}\mathcal{L}_\alpha"), "=", Raw("-H w + xi_alpha", r"-\mathbf{H}\mathbf{w}+\boldsymbol{\xi}_\alpha")),
+            "8",
+            CONFIRMED if ok8 else ERRATUM,
+            show(
+                Raw("dL_alpha/dw", r"\partial_{\mathbf{w}}\mathcal{L}_\alpha"),
+                "=",
+                Raw("-H w + xi_alpha", r"-\mathbf{H}\mathbf{w}+\boldsymbol{\xi}_\alpha"),
+            ),
             show(Raw("dL_alpha/dw", r"\partial_{\mathbf{w}}\mathcal{L}_\alpha"), "=", grad),
             "Differentiated Eq. 6 on n=3 with symmetric symbolic H: equals -H w + xi (symmetry of H is needed; "
             "a Hessian is symmetric). Sign convention: ascent direction, consistent with Eq. 12's mean.",
             (("objective (Eq. 6)", show(p["objective"])),),
         ),
         Record(
-            "9", CONFIRMED if ok9 else ERRATUM,
+            "9",
+            CONFIRMED if ok9 else ERRATUM,
             show(Raw("dL_alpha/dw_i", r"\partial_{w_i}\mathcal{L}_\alpha"), "=", printed9),
             show(Raw("dL_alpha/dw_1", r"\partial_{w_1}\mathcal{L}_\alpha"), "=", g1),
             "First component of Eq. 8 with w_{-1} = mu_{-1} (n=3, i=1). H_{-i,i} is the i-th column without "
             "H_ii; for symmetric H it equals the i-th row.",
         ),
         Record(
-            "10", CONFIRMED if ok10 else ERRATUM,
+            "10",
+            CONFIRMED if ok10 else ERRATUM,
             show(W_STAR, "=", printed10),
             show(W_STAR, "=", sol[0]),
             "Solved E[dL_alpha/dw_1] = 0 (E[xi] = 0, Eq. 7) for w_1 with sympy.solve (unique root).",
         ),
         Record(
-            "11", CONFIRMED if ok11 else ERRATUM,
+            "11",
+            CONFIRMED if ok11 else ERRATUM,
             show(Raw("dL_alpha/dw_i", r"\partial_{w_i}\mathcal{L}_\alpha"), "=", printed11),
             show(Raw("dL_alpha/dw_1", r"\partial_{w_1}\mathcal{L}_\alpha"), "=", sp.expand(printed11)),
             "Eq. 9 minus H_11 (w* - w_1) - xi_1 with w* from Eq. 10 cancels identically.",
         ),
-    ]  # fmt: skip
+    ]
 
 
 def _eq12(p: dict[str, sp.Expr]) -> Record:
@@ -253,12 +297,19 @@ def _eq12(p: dict[str, sp.Expr]) -> Record:
         "12",
         CONFIRMED if ok else ERRATUM,
         show(Raw("P(g_i(t) | w_i*(t))", r"P(g_i(t)\mid w_i^*(t))"), "=", Normal(h11 * (W_STAR - MU[0]), h11)),
-        show(Raw("P(g_1 | w_1*)", r"P(g_1\mid w_1^*)"), "=", Normal(h11 * (W_STAR - MU[0]), var), ",", W_STAR, "=",
-             _w_star_expr(MU[1:, 0])),
+        show(
+            Raw("P(g_1 | w_1*)", r"P(g_1\mid w_1^*)"),
+            "=",
+            Normal(h11 * (W_STAR - MU[0]), var),
+            ",",
+            W_STAR,
+            "=",
+            _w_star_expr(MU[1:, 0]),
+        ),
         "Gradient of Eq. 8 at w = mu with xi_1 = sqrt(H_11) z (Var from Eq. 7); exact Gaussian moments give mean "
         "H_11 (w* - mu_1) (w* from Eq. 10) and variance H_11. Sign: consistent with Eq. 8 (the gradient points "
         "from mu towards w*, i.e. uphill). Per single datapoint; a summed minibatch of B scales both by B.",
-    )  # fmt: skip
+    )
 
 
 def _eq13_to_15() -> list[Record]:
@@ -276,33 +327,46 @@ def _eq13_to_15() -> list[Record]:
     eta2 = sp.Symbol("eta2_w", positive=True)
     register_tex(eta2, r"\eta^2")
     r13 = Record(
-        "13", CONFIRMED,
-        show(Raw("P(mu_{-i}(t+1) | mu_{-i}(t))", r"P(\boldsymbol{\mu}_{-i}(t+1)\mid\boldsymbol{\mu}_{-i}(t))"), "=",
-             Normal(A_DECAY * MU_REST_T, eta_mu**2)),
+        "13",
+        CONFIRMED,
+        show(
+            Raw("P(mu_{-i}(t+1) | mu_{-i}(t))", r"P(\boldsymbol{\mu}_{-i}(t+1)\mid\boldsymbol{\mu}_{-i}(t))"),
+            "=",
+            Normal(A_DECAY * MU_REST_T, eta_mu**2),
+        ),
         show(Raw("mu_{-i}(t+1)", r"\boldsymbol{\mu}_{-i}(t+1)"), "=", mu_next),
         "Assumption (discretised OU dynamics of the other parameters). Read with covariance eta_mu^2 I "
         "(isotropic, independent components), which is what makes Eq. 14 a scalar Markov chain for w*; its decay "
         "is written with the w*-noise eta of Eq. 14, so eta_mu and eta are linked by Eq. 15. For a general "
         "covariance S the w* noise would be H_{-i,i}^T S H_{-i,i} / H_ii^2.",
-    )  # fmt: skip
+    )
     r14 = Record(
-        "14", CONFIRMED if mean_ok else ERRATUM,
+        "14",
+        CONFIRMED if mean_ok else ERRATUM,
         show(Raw("P(w*(t+1) | w*(t))", r"P(w^*(t+1)\mid w^*(t))"), "=", Normal(A_DECAY * W_T, eta**2)),
-        show(Raw("E[w*(t+1) | mu(t)]", r"\mathbb{E}[w^*(t+1)\mid\boldsymbol{\mu}(t)]"), "=", A_DECAY * W_T, ";",
-             Raw("Var[w*(t+1) | mu(t)]", r"\mathrm{Var}[w^*(t+1)\mid\boldsymbol{\mu}(t)]"), "=", derived15),
+        show(
+            Raw("E[w*(t+1) | mu(t)]", r"\mathbb{E}[w^*(t+1)\mid\boldsymbol{\mu}(t)]"),
+            "=",
+            A_DECAY * W_T,
+            ";",
+            Raw("Var[w*(t+1) | mu(t)]", r"\mathrm{Var}[w^*(t+1)\mid\boldsymbol{\mu}(t)]"),
+            "=",
+            derived15,
+        ),
         "Eq. 13 pushed through Eq. 10 with exact Gaussian moments (n=3): the mean is (1 - eta^2/(2 sigma^2)) w*(t), "
         "a function of w*(t) only, so w* is Markov with Gaussian steps as printed, provided eta^2 denotes the "
         "variance derived here (see Eq. 15).",
-    )  # fmt: skip
+    )
     r15 = Record(
-        "15", CONFIRMED if ok15 else ERRATUM,
+        "15",
+        CONFIRMED if ok15 else ERRATUM,
         show(eta**2, "=", printed15),
         show(eta**2, "=", derived15),
         "Var[w*(t+1) | w*(t)] of w* = -H_{-i,i}^T mu_{-i} / H_ii under Eq. 13: the 1/H_ii of Eq. 10 enters "
         "squared, so eta^2 = eta_mu^2 H_{-i,i}^T H_{-i,i} / H_ii^2; the printed form drops 1/H_ii^2 (it holds "
         "only when H_ii = 1). Nothing downstream depends on it (eta is a free hyperparameter).",
         (("w*(t+1) from Eqs. 10 and 13", show(w_next)), ("variance", show(derived15))),
-    )  # fmt: skip
+    )
     return [r13, r14, r15]
 
 
@@ -345,11 +409,14 @@ def extras() -> list[Extra]:
             "Stationary variance of the OU process of Eq. 14",
             (
                 ("paper discretisation (Eq. 14)", show(Raw("v_inf", r"v_\infty"), "=", paper)),
-                ("relative excess over sigma^2", show(Raw("v_inf/sigma^2 - 1", r"v_\infty/\sigma^2-1"), "=", rel, "+ ...")),
+                (
+                    "relative excess over sigma^2",
+                    show(Raw("v_inf/sigma^2 - 1", r"v_\infty/\sigma^2-1"), "=", rel, "+ ..."),
+                ),
                 ("exponential discretisation", show(Raw("v_inf", r"v_\infty"), "=", expo)),
             ),
             "Solves v = f v + q. The paper's factor (1 - eta^2/(2 sigma^2))^2 gives sigma^2 / (1 - eta^2/(4 sigma^2)), "
             "slightly above sigma^2; the exponential discretisation keeps it exactly sigma^2. sigma^2 is therefore "
             "the prior variance of w* only to leading order in eta^2/sigma^2 for the paper's Eq. 14.",
         )
-    ]  # fmt: skip
+    ]

@@ -31,8 +31,11 @@ def _summary(records: Sequence[Record]) -> str:
 
 def text_report(records: Sequence[Record], extras: Sequence[Extra] = ()) -> str:
     """A readable report: a status table, then each derivation, then the results beyond the paper."""
-    out = [f"Aitchison, 'Bayesian filtering unifies adaptive and non-adaptive ...': {len(records)} equations re-derived "
-           f"({_summary(records)})", ""]  # fmt: skip
+    out = [
+        f"Aitchison, 'Bayesian filtering unifies adaptive and non-adaptive ...': {len(records)} equations re-derived "
+        f"({_summary(records)})",
+        "",
+    ]
     out.append(f"{'eq':<6} {'status':<14} {'printed':<48} derived")
     out.append("-" * _WIDTH)
     for r in records:
@@ -67,16 +70,31 @@ def _md_escape(text: str) -> str:
 
 def markdown_report(records: Sequence[Record], extras: Sequence[Extra] = ()) -> str:
     """A Markdown document of all derivations, with LaTeX maths (``$$ ... $$``)."""
-    out = ["# Re-derivation of Aitchison's AdaBayes equations", "",
-           f"{len(records)} equations and algorithm lines re-derived in SymPy: {_summary(records)}.", "",
-           "| equation | status | note |", "|---|---|---|"]  # fmt: skip
+    out = [
+        "# Re-derivation of Aitchison's AdaBayes equations",
+        "",
+        f"{len(records)} equations and algorithm lines re-derived in SymPy: {_summary(records)}.",
+        "",
+        "| equation | status | note |",
+        "|---|---|---|",
+    ]
     for r in records:
         out.append(f"| {r.equation} | {r.status} | {_md_escape(_clip(r.note, 110))} |")
     out.append("")
     for r in records:
         title = r.equation if r.equation.startswith("Alg") else f"Eq. {r.equation}"
-        out += [f"## {title} — {r.status}", "", "Printed:", "", f"$$ {r.printed.tex} $$", "", "Derived:", "",
-                f"$$ {r.derived.tex} $$", ""]  # fmt: skip
+        out += [
+            f"## {title} — {r.status}",
+            "",
+            "Printed:",
+            "",
+            f"$$ {r.printed.tex} $$",
+            "",
+            "Derived:",
+            "",
+            f"$$ {r.derived.tex} $$",
+            "",
+        ]
         for label, formula in r.steps:
             out += [f"*{label}:*", "", f"$$ {formula.tex} $$", ""]
         out += [r.note, ""]
