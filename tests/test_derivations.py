@@ -1,0 +1,131 @@
+"""The derivations package: records, statuses, helpers and the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+from derivations import all_extras, all_records
+from derivations.core import expect, same, standard_normals
+from derivations.records import PAPER_ORDER, STATUSES, Record
+
+# Statuses found by the derivations (errata and approximations listed explicitly; everything else confirmed).
+EXPECTED_ERRATA = {"15", "26", "27", "29", "Alg1", "Alg2"}
+EXPECTED_APPROXIMATIONS = {"18a", "20", "21", "42", "44", "45", "47"}
+
+
+@pytest.fixture(scope="module")
+def records() -> list[Record]:
+    return all_records()
+
+
+def test_every_required_equation_is_present_in_paper_order(records):
+    ids = [r.equation for r in records]
+    required = [str(n) for n in range(5, 50) if n not in (16, 17, 18, 19)]
+    required += ["16a", "16b", "17a", "17b", "18a", "18b", "19a", "19b", "Alg1", "Alg2"]
+    assert sorted(ids) == sorted(required)
+    assert ids == list(PAPER_ORDER)
+
+
+def test_statuses(records):
+    status = {r.equation: r.status for r in records}
+    assert {eq for eq, s in status.items() if s == "erratum"} == EXPECTED_ERRATA
+    assert {eq for eq, s in status.items() if s == "approximation"} == EXPECTED_APPROXIMATIONS
+    assert all(s in STATUSES for s in status.values())
+
+
+def test_record_fields_are_nonempty_strings(records):
+    for r in records:
+        d = r.as_dict()
+        assert list(d) == ["equation", "status", "printed", "derived", "note"]
+        assert all(isinstance(v, str) and v for v in d.values()), r.equation
+        assert r.printed.tex and r.derived.tex
+
+
+def test_errata_hold_the_corrected_forms(records):
+    by_id = {r.equation: r for r in records}
+    assert "(1 - lambda)" in by_id["26"].derived.text
+    assert "(-1 + lambda)" in by_id["26"].printed.text
+    assert "sqrt(g2_mean)/eta" in by_id["27"].derived.text
+    assert by_id["29"].derived.text.startswith("eta**2 = ")
+    assert "/h11**2" in by_id["15"].derived.text
+    assert "1/(g**2 + 1/sigma2_prior)" in by_id["Alg1"].derived.text
+    assert "init sigma2_post <- sigma2" in by_id["Alg1"].derived.text
+    assert "1/sigma2_post <- " in by_id["Alg2"].derived.text
+
+
+def test_approximation_notes_name_the_neglected_term(records):
+    by_id = {r.equation: r for r in records}
+    assert "eta**4/(4*sigma2**2)" in by_id["44"].note  # (1 - η²/(2σ²))² - (1 - η²/σ²)
+    assert "first neglected term" in by_id["47"].note
+    assert "-eta**2/(4*sigma2)" in by_id["21"].note  # Eq. 21's error as <g²> -> 0
+    assert "H_ii^2" in by_id["42"].note
+
+
+def test_expect_and_same_helpers():
+    (z,) = standard_normals("z", 1)
+    a = sp.Symbol("a", positive=True)
+    assert expect(z**4, [z]) == 3
+    assert expect((a + z) ** 2, [z]) == a**2 + 1
+    assert same(sp.sqrt(a**2), a)
+    assert not same(sp.sqrt(a**2 + 1), a + 1)
+    assert not same(1 / (a + 1), 1 / a)
+
+
+def test_extras_cover_the_beyond_paper_results():
+    keys = {e.key for e in all_extras()}
+    assert {"exact-fixed-point-paper", "exact-fixed-point-exponential", "ou-stationary", "fading-memory"} <= keys
+
+
+def _run_cli(argv: list[str], capsys) -> str:
+    from derivations import cli
+
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    assert cli.run(parser.parse_args(argv)) == 0
+    return capsys.readouterr().out
+
+
+def test_cli_json(capsys, records):
+    data = json.loads(_run_cli(["--json"], capsys))
+    assert [d["equation"] for d in data] == list(PAPER_ORDER)
+    assert all(set(d) == {"equation", "status", "printed", "derived", "note"} for d in data)
+
+
+def test_cli_text_and_markdown(capsys, tmp_path, records):
+    text = _run_cli([], capsys)
+    assert "Eq. 18a  [approximation]" in text and "Beyond the paper" in text
+    md = tmp_path / "sub" / "derivations.md"
+    _run_cli(["--markdown", str(md)], capsys)
+    body = md.read_text(encoding="utf-8")
+    assert "## Eq. 26 — erratum" in body and "$$" in body and r"\sigma^2_{\mathrm{post}}" in body
+
+
+def test_adabayes_derive_subcommand(capsys, records):
+    from derivations import cli
+
+    assert isinstance(cli.HELP, str) and cli.HELP
+    try:
+        from adabayes.cli import main
+    except ImportError:  # pragma: no cover - the lead's CLI is optional for this package
+        pytest.skip("adabayes.cli not available")
+    assert main(["derive", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == len(PAPER_ORDER)
+
+
+def test_module_entry_point_is_fast_and_imports_no_heavy_packages():
+    code = (
+        "import sys, time; t = time.perf_counter(); import derivations; derivations.all_records(); "
+        "derivations.all_extras(); "
+        "bad = [m for m in ('torch', 'matplotlib', 'filtering') if m in sys.modules]; "
+        "print(bad, time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    bad, seconds = out.rsplit("]", 1)
+    assert bad.strip() == "["
+    assert float(seconds) < 30.0
