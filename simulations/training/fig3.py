@@ -1,0 +1,136 @@
+"""``adabayes fig3-network``: Fig. 3 from a real network.
+
+Trains a network with AdaBayes (or AdaBayes-FP) at constant learning rate, samples σ²_post and ⟨g²⟩ of fixed,
+seeded entries of every parameter tensor at the end of chosen epochs with
+``filtering.recording.LearningRateRecorder``, saves the samples (``fig3_network.npz``) and a summary
+(``fig3_network.json``: how far the points lie from the fixed points), and plots σ²_post against the Adam
+learning rate η/sqrt(⟨g²⟩) with Eq. 21, the exact fixed point, the SGD and Adam limits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .train_cli import add_common_arguments, set_threads
+
+__all__ = ["HELP", "add_arguments", "fixed_point_deviation", "record_fig3", "run"]
+
+HELP = (
+    "Fig. 3 from a real network: train with AdaBayes at constant lr, record sigma2_post and <g2> per parameter "
+    "entry, plot sigma2_post against eta/sqrt(<g2>) with Eq. 21 and the exact fixed point."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``adabayes fig3-network``."""
+    add_common_arguments(parser)
+    parser.add_argument(
+        "--optimizer", default="adabayes", choices=["adabayes", "adabayes_fp"], help="(default: adabayes)"
+    )
+    parser.add_argument("--epochs", type=int, default=10, help="epochs at constant lr (default: 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of training and of the sampled entries")
+    parser.add_argument("--record-epochs", type=int, nargs="*", default=None, help="epochs to sample (default: last)")
+    parser.add_argument("--entries-per-tensor", type=int, default=2000, help="entries sampled per tensor")
+    parser.add_argument("--out", default="runs/fig3-network", metavar="DIR", help="output folder")
+    parser.add_argument("--figure", default=None, metavar="PNG", help="figure path (default: DIR/fig3_network.png)")
+
+
+def fixed_point_deviation(record: dict[str, np.ndarray]) -> dict[str, Any]:
+    """How far recorded σ²_post lie from the fixed points: quantiles of |log10(σ²_post / fixed point)|.
+
+    Parameters
+    ----------
+    record : dict
+        Recorder arrays (``var_post``, ``g2``, ``eta``, ``sigma2``, ``step``); the last recorded step of each
+        tensor is used.
+
+    Returns
+    -------
+    dict
+        ``n_points``, and for ``eq21`` and ``exact`` the median and 90 % quantile of the absolute log10
+        ratio, plus the fraction of points in the SGD regime (η/sqrt(⟨g²⟩) > σ²).
+    """
+    from filtering.fixed_point import approx_precision, exact_precision
+
+    last = record["step"] == record["step"].max()
+    var, g2 = record["var_post"][last], record["g2"][last]
+    eta, sigma2 = float(record["eta"][0]), float(record["sigma2"][0])
+    ok = (g2 > 0) & np.isfinite(var) & (var > 0)
+    var, g2 = var[ok], g2[ok]
+    out: dict[str, Any] = {"n_points": int(var.size), "eta": eta, "sigma2": sigma2, "step": int(record["step"].max())}
+    for name, precision in (("eq21", approx_precision(g2, eta, sigma2)), ("exact", exact_precision(g2, eta, sigma2))):
+        err = np.abs(np.log10(var * precision))
+        out[name] = {"median_abs_log10": float(np.median(err)), "q90_abs_log10": float(np.quantile(err, 0.9))}
+    out["fraction_sgd_regime"] = float(np.mean(eta / np.sqrt(g2) > sigma2))
+    return out
+
+
+def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Train and record; returns the recorder arrays and the training history's last row."""
+    from filtering.recording import LearningRateRecorder
+
+    from .loop import TrainConfig, train
+
+    config = TrainConfig(
+        dataset=args.dataset,
+        model=args.model,
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        width=args.width,
+        data_dir=args.data,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        milestone=1.0,  # constant lr: the recorded learning rate is σ²_post itself
+    )
+    wanted = set(args.record_epochs or [config.epochs])
+    bad = sorted(e for e in wanted if not 1 <= e <= config.epochs)
+    if bad:
+        raise ValueError(f"record_epochs must lie in [1, {config.epochs}], got {bad}")
+    holder: dict[str, Any] = {}
+
+    def sample(epoch: int, model: Any, optimizer: Any, row: dict[str, Any]) -> None:
+        if epoch in wanted:
+            if "rec" not in holder:
+                holder["rec"] = LearningRateRecorder(
+                    optimizer,
+                    entries_per_tensor=args.entries_per_tensor,
+                    seed=args.seed,
+                    capacity=10_000_000,
+                    attach=False,
+                )
+            holder["rec"].record()
+
+    result = train(config, device=args.device, progress=not args.no_progress, callbacks=(sample,))
+    arrays = holder["rec"].arrays()
+    arrays["epoch"] = np.asarray(sorted(wanted))
+    return arrays, result.history[-1]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``adabayes fig3-network``."""
+    from .plots import plot_fig3
+
+    set_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    arrays, last = record_fig3(args)
+    np.savez_compressed(out / "fig3_network.npz", **arrays)
+    summary = {
+        "command": "adabayes fig3-network " + " ".join(sys.argv[2:]),
+        "final_epoch": last,
+        "deviation": fixed_point_deviation(arrays),
+    }
+    (out / "fig3_network.json").write_text(json.dumps(summary, indent=1) + "\n")
+    title = f"{args.optimizer} on {args.dataset}/{args.model or 'default model'}, B={args.batch_size}, seed {args.seed}"
+    figure = plot_fig3(arrays, args.figure or out / "fig3_network.png", title=title)
+    print(json.dumps(summary["deviation"], indent=1))
+    print(f"wrote {figure} and {out / 'fig3_network.npz'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,94 @@
+"""``adabayes table`` and ``adabayes fig3-network`` on tiny MNIST-1D runs; table summary and marking."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from adabayes.cli import main
+from simulations.training.fig3 import fixed_point_deviation
+from simulations.training.table import markdown_table, summarise
+
+TINY = ["--n-train", "256", "--n-test", "128", "--batch-size", "64", "--width", "4", "--no-progress"]
+
+
+def _rows(errors, losses):
+    return [
+        {"epoch": i + 1, "test_error": e, "test_loss": v} for i, (e, v) in enumerate(zip(errors, losses, strict=True))
+    ]
+
+
+def test_summary_takes_min_over_epochs_and_stats_over_seeds():
+    runs = {
+        "sgd": [_rows([0.5, 0.1, 0.2], [1.0, 0.3, 0.4]), _rows([0.4, 0.3], [0.9, 0.5])],
+        "adam": [_rows([0.3, 0.2], [0.6, 0.7]), _rows([0.25, 0.3], [0.8, 0.5])],
+        "adabayes": [_rows([0.2, 0.15], [0.5, 0.45]), _rows([0.3, 0.16], [0.6, 0.55])],
+    }
+    s = summarise(runs)
+    assert s["sgd"]["min_test_error_pct"] == pytest.approx([10.0, 30.0])
+    assert s["sgd"]["error_mean"] == pytest.approx(20.0)
+    assert s["sgd"]["error_std"] == pytest.approx(np.std([10.0, 30.0], ddof=1))
+    assert s["adam"]["min_test_loss"] == pytest.approx([0.6, 0.5])
+    table = markdown_table(s, 2)
+    # best adaptive per column is bold; SGD is bold only where it beats every adaptive method
+    assert "| AdaBayes | **15.50 ± 0.71** | **0.5000 ± 0.0707** |" in table
+    assert "| SGD | 20.00 ± 14.14 | **0.4000 ± 0.1414** |" in table
+    assert "| Adam | 22.50 ± 3.54 | 0.5500 ± 0.0707 |" in table
+
+
+def test_table_command_writes_markdown_json_and_png(tmp_path, capsys):
+    out = tmp_path / "table"
+    argv = ["table", "--optimizers", "sgd", "adabayes-fp", "--seeds", "0", "1", "--epochs", "2", "--jobs", "1"]
+    assert main([*argv, *TINY, "--out", str(out)]) == 0
+    text = (out / "table.md").read_text()
+    assert "| SGD |" in text and "| AdaBayes-FP |" in text and "over 2 seeds" in text
+    record = json.loads((out / "summary.json").read_text())
+    assert set(record["summary"]) == {"sgd", "adabayes_fp"}
+    assert record["summary"]["sgd"]["epochs"] == [2, 2]
+    png = (out / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # a second call re-summarises the finished runs without training again: same numbers
+    capsys.readouterr()
+    assert main([*argv, *TINY, "--out", str(out)]) == 0
+    again = json.loads((out / "summary.json").read_text())
+    assert again["summary"] == record["summary"]
+
+
+def test_table_rejects_unknown_optimizer(tmp_path):
+    with pytest.raises(ValueError, match="optimizer"):
+        main(["table", "--optimizers", "adagrad", "--epochs", "1", *TINY, "--out", str(tmp_path)])
+
+
+def test_fig3_network_records_points_near_the_fixed_point(tmp_path):
+    out = tmp_path / "fig3"
+    argv = ["fig3-network", "--epochs", "3", "--record-epochs", "1", "3", "--entries-per-tensor", "50"]
+    assert main([*argv, *TINY, "--out", str(out)]) == 0
+    data = dict(np.load(out / "fig3_network.npz"))
+    assert {"var_post", "g2", "adam_lr", "step"} <= set(data)
+    assert len(np.unique(data["step"])) == 2  # sampled after epochs 1 and 3 (4 steps each)
+    sigma2 = 0.1 / 64
+    assert np.all(data["var_post"] <= sigma2 * (1 + 1e-6))  # Alg. 1 starts at σ² and the precision only grows
+    summary = json.loads((out / "fig3_network.json").read_text())
+    assert summary["deviation"]["n_points"] > 100
+    assert (out / "fig3_network.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fixed_point_deviation_is_zero_on_the_fixed_point():
+    from filtering.fixed_point import exact_precision
+
+    g2 = np.geomspace(1e-4, 1e4, 50)
+    eta, sigma2 = 1e-3, 1e-3
+    record = {
+        "var_post": 1.0 / exact_precision(g2, eta, sigma2),
+        "g2": g2,
+        "eta": np.full(50, eta),
+        "sigma2": np.full(50, sigma2),
+        "step": np.full(50, 7),
+    }
+    dev = fixed_point_deviation(record)
+    assert dev["exact"]["median_abs_log10"] < 1e-12
+    assert dev["eq21"]["q90_abs_log10"] < 0.01  # Eq. 21 drops only O(η²/σ²) terms
