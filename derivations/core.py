@@ -153,12 +153,8 @@ def show(*parts: object) -> Shown:
 
 def lines(*items: Shown) -> Shown:
     """Several formulas shown as one (``; `` in text, a LaTeX line break in maths)."""
-    return Shown("; ".join(i.text for i in items), r" \\ ".join(i.tex for i in items))
-
-
-def unevaluated(expr: sp.Expr) -> sp.Expr:
-    """Wrap ``expr`` so that printing keeps it as written (used for the paper's printed forms)."""
-    return sp.UnevaluatedExpr(expr)
+    body = r" \\ ".join(i.tex for i in items)
+    return Shown("; ".join(i.text for i in items), r"\begin{gathered}" + body + r"\end{gathered}")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -228,11 +224,6 @@ def leading_term(expr: sp.Expr, var: sp.Symbol, n: int = 4) -> sp.Expr:
     if ser == 0:
         return sp.Integer(0)
     return sp.factor(sp.expand(ser).as_leading_term(var))
-
-
-def is_positive_root(poly: sp.Expr, var: sp.Symbol, root: sp.Expr) -> bool:
-    """True if ``root`` solves ``poly == 0`` in ``var`` (identity test via :func:`same`)."""
-    return same(poly.subs(var, root), 0)
 
 
 def free_symbols_sorted(exprs: Iterable[sp.Expr]) -> list[sp.Symbol]:
