@@ -31,6 +31,9 @@ HELP = "run derivations, every simulation and every figure; write DIR/report.md 
 # experiment name -> (module, JSON files whose "checks" it writes)
 EXPERIMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "generative": ("simulations.generative", ("generative.json", "calibration.json")),
+    "quadratic": ("simulations.quadratic", ("quadratic.json",)),
+    "slopes": ("simulations.fading", ("slopes.json",)),
+    "factorised-vs-joint": ("simulations.factorised_vs_joint", ("factorised_vs_joint.json",)),
 }
 
 DOCS_FIGURE = Path(__file__).resolve().parent.parent / "docs" / "figures" / "fig3_generative.png"

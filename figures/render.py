@@ -28,10 +28,38 @@ def _calibration(data: Path, out: Path) -> Path:
     return render(data, out / "calibration.png")
 
 
+def _fig3_quadratic(data: Path, out: Path) -> Path:
+    from .fig3 import render_quadratic
+
+    return render_quadratic(data, out / "fig3_quadratic.png")
+
+
+def _slopes(data: Path, out: Path) -> Path:
+    from .slopes import render
+
+    return render(data, out / "slopes.png")
+
+
+def _error_map(data: Path, out: Path) -> Path:
+    from .error_map import render
+
+    return render(data, out / "error_map.png")
+
+
+def _losses(data: Path, out: Path) -> Path:
+    from .losses import render
+
+    return render(data, out / "losses.png")
+
+
 # name -> (input files needed, renderer)
 FIGURES: dict[str, tuple[tuple[str, ...], Callable[[Path, Path], Path]]] = {
     "fig3_generative": (("generative.npz", "generative.json"), _fig3_generative),
     "calibration": (("generative.npz", "calibration.json"), _calibration),
+    "error_map": (("generative.npz",), _error_map),
+    "fig3_quadratic": (("quadratic.npz", "quadratic.json"), _fig3_quadratic),
+    "slopes": (("slopes.json",), _slopes),
+    "losses": (("quadratic.npz", "quadratic.json"), _losses),
 }
 
 

@@ -453,6 +453,18 @@ def calibration_checks(data: dict[str, np.ndarray], cfg: GenerativeConfig) -> tu
     return stats, checks
 
 
+def error_map(eta: float, n_g2: int = 241, n_sigma2: int = 121) -> dict[str, np.ndarray]:
+    """Relative error of Eq. 21 against the exact fixed point over (⟨g²⟩, σ²) at fixed η, for the error-map figure.
+
+    Returns ``map_g2`` (n_g2,), ``map_sigma2`` (n_sigma2,) and ``map_err`` (n_sigma2, n_g2) =
+    σ²_21/σ²_exact - 1; σ² runs from η² (just above the OU stability limit η² < 2σ²) to 10⁴ η.
+    """
+    g2 = np.logspace(-6, 10, n_g2)
+    sigma2 = np.logspace(np.log10(eta**2), np.log10(1e4 * eta), n_sigma2)
+    err = np.array([eq21_relative_error(g2, eta, s) for s in sigma2])
+    return {"map_g2": g2, "map_sigma2": sigma2, "map_err": err, "map_eta": np.array(eta)}
+
+
 # --------------------------------------------------------------------------------------------------------------
 # CLI
 
@@ -489,7 +501,7 @@ def run(args: argparse.Namespace) -> int:
     data = simulate_generative(cfg, rng, show_progress=not args.no_progress)
     result = summarise(data, cfg, rng)
     calib, calib_checks = calibration_checks(data, cfg)
-    save_npz(out / "generative.npz", **data, **result["curves"])
+    save_npz(out / "generative.npz", **data, **result["curves"], **error_map(cfg.eta))
     save_json(
         out / "generative.json",
         {

@@ -1,0 +1,144 @@
+"""Experiment 3: log-log slope of each rule's learning rate against ⟨g²⟩ in the high-⟨g²⟩ regime.
+
+Theory: fading memory's rate is the mean-square normaliser λ_f/⟨g²⟩ (Eq. 31, slope -1); AdaBayes, AdaBayes-FP,
+Adam(W) and the exact filter follow the root-mean-square normaliser η/sqrt(⟨g²⟩) (Eq. 24, slope -½); SGD is
+flat (0) and VON is mean-square (-1 once ⟨g²⟩/α >> 1/σ²). The fit window is
+``100 (η/σ²)² <= ⟨g²⟩ <= g2_max``, i.e. well inside the Adam regime (η/sqrt(⟨g²⟩) <= σ²/10) and below the
+⟨g²⟩ where Eq. 21 leaves the exact fixed point by 2 % (:func:`filtering.fixed_point.eq21_validity_range`).
+Reads the ``generative`` and ``quadratic`` outputs (run them first; ``adabayes reproduce`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from filtering.fixed_point import eq21_validity_range
+
+from .checks import Check, info
+from .common import log_log_slope, output_dir
+from .io import load_json, load_npz, save_json
+
+__all__ = ["HELP", "THEORY", "add_arguments", "fit_slopes", "run", "window"]
+
+HELP = "log-log slope of the learning rate vs <g2> per rule (fading memory -1, AdaBayes/Adam -1/2), ± s.e."
+
+THEORY = {
+    "fading": -1.0,
+    "adabayes": -0.5,
+    "adabayes_fp": -0.5,
+    "adam": -0.5,
+    "adamw": -0.5,
+    "kalman": -0.5,
+    "sgd": 0.0,
+    "von": -1.0,
+}
+ASSERTED = ("fading", "adabayes", "adabayes_fp", "adam")
+TOL = 0.05
+
+
+def window(eta: float, sigma2: float) -> tuple[float, float]:
+    """The high-⟨g²⟩ fit window ``(100 (η/σ²)², upper end of Eq. 21's 2 % validity range)``."""
+    lo = 100.0 * (eta / sigma2) ** 2
+    rng = eq21_validity_range(eta, sigma2, 0.02)
+    hi = rng[1] if rng else lo * 10
+    if hi <= lo:
+        raise ValueError(f"eta={eta}, sigma2={sigma2} leave no Adam regime to fit (window {lo:g}..{hi:g})")
+    return lo, hi
+
+
+def fit_slopes(rates: dict[str, tuple[np.ndarray, np.ndarray]], eta: float, sigma2: float) -> dict[str, dict]:
+    """Fit ``log rate = a + s log ⟨g²⟩`` in the window for each rule.
+
+    Parameters
+    ----------
+    rates : dict rule -> (g2, rate), each shape (N,)
+
+    Returns
+    -------
+    dict rule -> {"slope", "stderr", "n", "intercept", "theory", "window"}
+    """
+    lo, hi = window(eta, sigma2)
+    out = {}
+    for rule, (g2, rate) in rates.items():
+        sel = (g2 >= lo) & (g2 <= hi) & np.isfinite(rate) & (rate > 0)
+        if sel.sum() < 3:
+            out[rule] = {
+                "slope": float("nan"),
+                "stderr": float("nan"),
+                "n": int(sel.sum()),
+                "window": (lo, hi),
+                "theory": THEORY.get(rule, float("nan")),
+                "intercept": float("nan"),
+            }
+            continue
+        s, se, n = log_log_slope(g2[sel], rate[sel])
+        intercept = float(np.mean(np.log10(rate[sel])) - s * np.mean(np.log10(g2[sel])))
+        out[rule] = {
+            "slope": s,
+            "stderr": se,
+            "n": n,
+            "intercept": intercept,
+            "window": (lo, hi),
+            "theory": THEORY.get(rule, float("nan")),
+        }
+    return out
+
+
+def _checks(model: str, fits: dict[str, dict]) -> list[Check]:
+    checks = []
+    for rule, f in fits.items():
+        detail = (
+            f"d log σ²_post / d log ⟨g²⟩ = {f['slope']:.3f} ± {f['stderr']:.3f} (s.e., {f['n']} parameters, "
+            f"⟨g²⟩ in [{f['window'][0]:.3g}, {f['window'][1]:.3g}]); theory {f['theory']:g}"
+        )
+        name = f"slopes/{model}_{rule}"
+        if rule in ASSERTED:
+            ok = bool(np.isfinite(f["slope"]) and abs(f["slope"] - f["theory"]) <= TOL)
+            checks.append(Check(name, f["slope"], f"{f['theory']:g} ± {TOL:g}", ok, detail))
+        else:
+            checks.append(info(name, f["slope"], detail))
+    return checks
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``adabayes slopes``."""
+    parser.add_argument(
+        "--out", default="results", help="directory with generative/quadratic outputs; slopes.json is written there"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="unused (no randomness); accepted for uniformity")
+    parser.add_argument("--quick", action="store_true", help="unused; accepted for uniformity")
+    parser.add_argument("--no-progress", action="store_true", help="unused; accepted for uniformity")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Fit the slopes on whichever of generative/quadratic exist; write ``slopes.json``."""
+    data = output_dir(args.out)
+    result: dict = {"tolerance": TOL, "theory": THEORY, "fits": {}, "checks": []}
+    checks: list[Check] = []
+    if (data / "generative.npz").exists():
+        g = load_npz(data / "generative.npz")
+        cfg = load_json(data / "generative.json")["config"]
+        rates = {r: (g[f"{r}_g2"], g[f"{r}_rate"]) for r in ("adabayes", "adabayes_fp", "fading", "adam", "kalman")}
+        fits = fit_slopes(rates, cfg["eta"], cfg["sigma2"])
+        result["fits"]["generative"] = fits
+        checks += _checks("generative", fits)
+    if (data / "quadratic.npz").exists():
+        q = load_npz(data / "quadratic.npz")
+        meta = load_json(data / "quadratic.json")
+        rules_here = [k[len("fig3_") : -len("_rate")] for k in q if k.startswith("fig3_") and k.endswith("_rate")]
+        rates = {r: (q[f"fig3_{r}_g2"], q[f"fig3_{r}_rate"]) for r in rules_here}
+        fits = fit_slopes(rates, meta["fig3"]["eta"], meta["fig3"]["sigma2"])
+        result["fits"]["quadratic"] = fits
+        checks += _checks("quadratic", fits)
+    if not result["fits"]:
+        print(f"no generative.npz or quadratic.npz in {Path(data)}; run 'adabayes generative' first", file=sys.stderr)
+        return 2
+    result["checks"] = [c.to_dict() for c in checks]
+    save_json(data / "slopes.json", result)
+    for c in checks:
+        print(f"{c.name}: {c.value:.4f} ({c.bound}) {'' if c.passed is None else ('ok' if c.passed else 'FAIL')}")
+    return 1 if any(c.passed is False for c in checks) else 0
