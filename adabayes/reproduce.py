@@ -197,8 +197,8 @@ def _write_report(
             lines += ["", f"Full report: [{deriv['markdown']}]({deriv['markdown']})"]
         lines.append("")
     data = out / "data"
-    if (data / "generative.json").exists():
-        g = load_json(data / "generative.json")
+    g = load_json(data / "generative.json") if (data / "generative.json").exists() else {}
+    if "summary" in g and "tables" in g:
         lines += ["## 1. Generative model (Eqs. 12–14)", "", _figure_md(figures, "fig3_generative"), ""]
         s = g["summary"]
         lines += [
@@ -217,9 +217,9 @@ def _write_report(
             ("fading_vs_eq31", "fading memory vs Eq. 31"),
         ):
             lines += _decade_table(title, g["tables"][key])
-    if (data / "calibration.json").exists():
+    stats = load_json(data / "calibration.json").get("stats") if (data / "calibration.json").exists() else None
+    if stats:
         lines += ["## 4. Calibration", "", _figure_md(figures, "calibration"), ""]
-        stats = load_json(data / "calibration.json")["stats"]
         lines += ["| filter | mean z | var z | 68 % coverage | 95 % coverage |", "|---|---|---|---|---|"]
         for name, s in stats.items():
             lines.append(f"| {name} | {s['z_mean']:.3f} | {s['z_var']:.3g} | {s['cover68']:.3f} | {s['cover95']:.3f} |")

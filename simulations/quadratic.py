@@ -57,8 +57,8 @@ class QuadraticConfig:
         Fraction of the run after which per-parameter averages are taken.
     """
 
-    n: int = 600
-    steps: int = 4000
+    n: int = 400
+    steps: int = 3000
     batch_size: int = 100
     log10_diag: tuple[float, float] = (-4.0, 2.0)
     mixing: float = 10.0
