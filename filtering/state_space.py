@@ -244,8 +244,7 @@ def _check_steps(steps: int) -> int:
 # independent scalar filters
 
 
-@numba.njit(parallel=True, fastmath=False, cache=True)
-def _scalar_filter_kernel(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, var_post):  # pragma: no cover
+def _scalar_filter_loops(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, var_post):  # pragma: no cover
     # innov_or_y: (T, N) gradients g (paper setting) or pseudo-observations y = g + h mu (fixed mu)
     # h, a, q: (T, N), (N,), (N,); mean0, var0: (N,); outputs (T, N)
     steps, n = innov_or_y.shape
@@ -279,6 +278,11 @@ def _scalar_filter_kernel(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, v
             mean_post[t, lo:hi] = m
             var_post[t, lo:hi] = v
     return bad_h.sum()
+
+
+# one body, two compilations: threads pay off only with more than one block (thread start-up costs ~10 ms)
+_scalar_filter_parallel = numba.njit(parallel=True, cache=True)(_scalar_filter_loops)
+_scalar_filter_serial = numba.njit(cache=True)(_scalar_filter_loops)
 
 
 def _broadcast_params(eta: ArrayLike, sigma2: ArrayLike, shape: tuple[int, ...], predict: str):
@@ -373,7 +377,8 @@ def _run_scalar_kernel(observations, h_t, a, q, mean0, var0, *, has_mu: bool, ou
     flat = (steps, n)
     mean_out, var_out = _check_out(out, observations.shape)
     mean_post, var_post = mean_out.reshape(flat), var_out.reshape(flat)
-    bad_h = _scalar_filter_kernel(
+    kernel = _scalar_filter_parallel if n > BLOCK else _scalar_filter_serial
+    bad_h = kernel(
         np.ascontiguousarray(observations).reshape(flat),
         np.ascontiguousarray(h_t).reshape(flat),
         a.reshape(n),
