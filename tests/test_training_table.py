@@ -49,6 +49,7 @@ def test_table_command_writes_markdown_json_and_png(tmp_path, capsys):
     record = json.loads((out / "summary.json").read_text())
     assert set(record["summary"]) == {"sgd", "adabayes_fp"}
     assert record["summary"]["sgd"]["epochs"] == [2, 2]
+    assert record["epochs_trained_this_call"] == 8 and record["epochs_loaded_from_checkpoints"] == 0
     png = (out / "curves.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     # a second call re-summarises the finished runs without training again: same numbers
@@ -56,6 +57,7 @@ def test_table_command_writes_markdown_json_and_png(tmp_path, capsys):
     assert main([*argv, *TINY, "--out", str(out)]) == 0
     again = json.loads((out / "summary.json").read_text())
     assert again["summary"] == record["summary"]
+    assert again["epochs_trained_this_call"] == 0 and again["epochs_loaded_from_checkpoints"] == 8
 
 
 def test_table_rejects_unknown_optimizer(tmp_path):

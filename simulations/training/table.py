@@ -53,13 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _train_one(config: Any, device: str, out_dir: str, threads: int | None, progress: bool) -> list[dict[str, Any]]:
-    """Worker: one resumable run; returns its per-epoch rows."""
+    """Worker: one resumable run; returns its per-epoch rows (rows loaded from a checkpoint get ``"loaded"``)."""
     from .loop import train
     from .records import CHECKPOINT
 
     set_threads(threads)
     resume = (Path(out_dir) / CHECKPOINT).is_file()
-    return train(config, device=device, out_dir=out_dir, resume=resume, progress=progress).history
+    result = train(config, device=device, out_dir=out_dir, resume=resume, progress=progress)
+    return [dict(row, loaded=i < result.resumed_from) for i, row in enumerate(result.history)]
 
 
 def run_grid(
@@ -183,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     runs = run_grid(base, optimizers, args.seeds, out, args.device, args.jobs, args.threads, not args.no_progress)
     wall = time.perf_counter() - t0
+    trained = sum(not row["loaded"] for seeds in runs.values() for h in seeds for row in h)
+    total = sum(len(h) for seeds in runs.values() for h in seeds)
     summary = summarise(runs)
     table = markdown_table(summary, len(args.seeds))
     header = (
@@ -199,11 +202,17 @@ def run(args: argparse.Namespace) -> int:
         "jobs": args.jobs,
         "threads": args.threads,
         "wall_s": wall,
+        "epochs_trained_this_call": trained,
+        "epochs_loaded_from_checkpoints": total - trained,
         "summary": summary,
     }
     (out / "summary.json").write_text(json.dumps(record, indent=1) + "\n")
     title = f"{base.dataset} / {base.model}: test curves (mean over seeds, band = min..max)"
     figure = plot_curves(runs, args.figure or out / "curves.png", labels=DISPLAY, title=title)
     print(header + table)
-    print(f"{len(optimizers) * len(args.seeds)} runs in {wall:.1f} s; wrote {md_path}, {figure}", file=sys.stderr)
+    print(
+        f"{len(optimizers) * len(args.seeds)} runs ({trained} epochs trained now, {total - trained} loaded from "
+        f"checkpoints) in {wall:.1f} s; wrote {md_path}, {figure}",
+        file=sys.stderr,
+    )
     return 0
