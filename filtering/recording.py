@@ -123,15 +123,20 @@ class LearningRateRecorder:
                 with np.errstate(divide="ignore"):
                     adam_lr = eta / np.sqrt(g2)  # Eq. 24's x-axis: η / sqrt(⟨g²⟩)
                 self._append(
-                    var_post=var, g2=g2, adam_lr=adam_lr, eta=np.full(len(var), eta),
+                    var_post=var,
+                    g2=g2,
+                    adam_lr=adam_lr,
+                    eta=np.full(len(var), eta),
                     sigma2=np.full(len(var), c * group["lr_sgd"] / group["batch_size"]),
-                    step=np.full(len(var), count), tensor=np.full(len(var), i), entry=self.indices[i],
+                    step=np.full(len(var), count),
+                    tensor=np.full(len(var), i),
+                    entry=self.indices[i],
                 )
 
     def _append(self, **cols: np.ndarray) -> None:
         k = len(cols["var_post"])
         if k > self.capacity:  # keep the last `capacity` of this batch
-            cols = {f: a[-self.capacity:] for f, a in cols.items()}
+            cols = {f: a[-self.capacity :] for f, a in cols.items()}
             self._n += k - self.capacity
             k = self.capacity
         pos = (self._n + np.arange(k)) % self.capacity
