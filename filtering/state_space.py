@@ -246,37 +246,35 @@ def _check_steps(steps: int) -> int:
 
 def _scalar_filter_loops(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, var_post):  # pragma: no cover
     # innov_or_y: (T, N) gradients g (paper setting) or pseudo-observations y = g + h mu (fixed mu)
-    # h, a, q: (T, N), (N,), (N,); mean0, var0: (N,); outputs (T, N)
+    # h: (T, N); a, q, mean0, var0: (N,); outputs (T, N). Returns the number of h entries < 0 or NaN.
+    # Rows are sliced once per step and the h check is branch-free, so LLVM vectorises the inner loop.
     steps, n = innov_or_y.shape
     n_blocks = (n + BLOCK - 1) // BLOCK
-    bad_h = np.zeros(n_blocks, dtype=np.int64)  # h < 0 or NaN, counted here instead of in extra passes
+    bad_h = np.zeros(n_blocks, dtype=np.int64)
     for b in numba.prange(n_blocks):
         lo = b * BLOCK
         hi = min(lo + BLOCK, n)
         m = mean0[lo:hi].copy()
         v = var0[lo:hi].copy()
         ab = a[lo:hi]
+        a2b = ab * ab
         qb = q[lo:hi]
+        bad = 0
         for t in range(steps):
-            if has_mu:  # pseudo-observations: innovation y - h μ_prior
-                for j in range(hi - lo):
-                    m_prior = ab[j] * m[j]  # Eq. 17a
-                    v_prior = ab[j] * ab[j] * v[j] + qb[j]  # Eq. 17b
-                    hk = h[t, lo + j]
-                    if not hk >= 0.0:
-                        bad_h[b] += 1
-                    v[j] = v_prior / (1.0 + v_prior * hk)  # Eq. 18a: 1 / (1/σ²_prior + h)
-                    m[j] = m_prior + v[j] * (innov_or_y[t, lo + j] - hk * m_prior)  # Eq. 41
-            else:  # gradients evaluated at μ_prior are the innovations themselves
-                for j in range(hi - lo):
-                    hk = h[t, lo + j]
-                    if not hk >= 0.0:
-                        bad_h[b] += 1
-                    v_prior = ab[j] * ab[j] * v[j] + qb[j]  # Eq. 17b
-                    v[j] = v_prior / (1.0 + v_prior * hk)  # Eq. 18a
-                    m[j] = ab[j] * m[j] + v[j] * innov_or_y[t, lo + j]  # Eqs. 17a, 41
-            mean_post[t, lo:hi] = m
-            var_post[t, lo:hi] = v
+            obs, ht = innov_or_y[t, lo:hi], h[t, lo:hi]
+            m_out, v_out = mean_post[t, lo:hi], var_post[t, lo:hi]
+            for j in range(hi - lo):
+                hk = ht[j]
+                bad += 1 - np.int64(hk >= 0.0)
+                m_prior = ab[j] * m[j]  # Eq. 17a
+                v_prior = a2b[j] * v[j] + qb[j]  # Eq. 17b
+                v_new = v_prior / (1.0 + v_prior * hk)  # Eq. 18a: 1 / (1/σ²_prior + h)
+                # Eq. 41: the innovation is g itself when g was taken at μ_prior, else y - h μ_prior
+                innovation = obs[j] - hk * m_prior if has_mu else obs[j]
+                m_new = m_prior + v_new * innovation
+                m[j], v[j] = m_new, v_new
+                m_out[j], v_out[j] = m_new, v_new
+        bad_h[b] = bad
     return bad_h.sum()
 
 
