@@ -65,18 +65,20 @@ class MLP(nn.Module):
         return self.net(x)
 
 
-class _Block1d(nn.Module):
-    """1-D basic residual block: two 3-tap convolutions with batch norm, projection shortcut if needed."""
+class _BasicBlock(nn.Module):
+    """ResNet basic block: two 3-tap (1-D) or 3x3 (2-D) convolutions with batch norm, projection shortcut when
+    the shape changes. ``dims`` picks ``Conv1d``/``BatchNorm1d`` or ``Conv2d``/``BatchNorm2d``."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int, dims: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv1d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm1d(c_out)
-        self.conv2 = nn.Conv1d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm1d(c_out)
+        conv, norm = {1: (nn.Conv1d, nn.BatchNorm1d), 2: (nn.Conv2d, nn.BatchNorm2d)}[dims]
+        self.conv1 = conv(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = norm(c_out)
+        self.conv2 = conv(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = norm(c_out)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv1d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm1d(c_out))
+            self.shortcut = nn.Sequential(conv(c_in, c_out, 1, stride, bias=False), norm(c_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
@@ -109,7 +111,7 @@ class ResNet1D(nn.Module):
         for stage, n in enumerate(blocks):
             c_out = width * 2**stage
             for i in range(_check_positive_int("blocks[i]", n)):
-                layers.append(_Block1d(c_in, c_out, 2 if (i == 0 and stage > 0) else 1))
+                layers.append(_BasicBlock(c_in, c_out, 2 if (i == 0 and stage > 0) else 1, dims=1))
                 c_in = c_out
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(c_in, _check_positive_int("num_classes", num_classes))
@@ -153,24 +155,6 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
-class _Block2d(nn.Module):
-    """ResNet basic block (two 3x3 convolutions), projection shortcut when the shape changes."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
-
-
 class CifarResNet(nn.Module):
     """CIFAR ResNet (3x3 stem, four stages, strides 1-2-2-2); ``blocks=(3, 4, 6, 3)`` is ResNet-34.
 
@@ -199,7 +183,7 @@ class CifarResNet(nn.Module):
         for stage, n in enumerate(blocks):
             c_out = width * 2**stage
             for i in range(_check_positive_int("blocks[i]", n)):
-                layers.append(_Block2d(c_in, c_out, 2 if (i == 0 and stage > 0) else 1))
+                layers.append(_BasicBlock(c_in, c_out, 2 if (i == 0 and stage > 0) else 1, dims=2))
                 c_in = c_out
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(c_in, _check_positive_int("num_classes", num_classes))
