@@ -32,6 +32,7 @@ from .core import (
     standard_normals,
     w_star,
 )
+from .model import gradient_likelihood
 from .records import APPROXIMATION, CONFIRMED, ERRATUM, Record
 
 __all__ = ["kalman_update", "log_posterior_terms", "predict_moments", "records"]
@@ -48,10 +49,17 @@ def predict_moments() -> tuple[sp.Expr, sp.Expr]:
     return gaussian_moments(w_now, z)
 
 
+def _gradient_model(z: sp.Symbol) -> sp.Expr:
+    """g under Eq. 12 (as derived in :func:`derivations.model.gradient_likelihood`) with a standard normal ``z``."""
+    lik_mean, lik_var = gradient_likelihood()
+    return lik_mean + sp.sqrt(lik_var) * z
+
+
 def log_posterior_terms() -> dict[str, sp.Expr]:
     """Log prior (Eq. 16a), log likelihood (Eq. 12 at mu = mu_prior) and their sum, up to w*-free constants."""
     log_prior = -((w_star - mu_prior) ** 2) / (2 * s2_prior)
-    log_lik = -((g - H * (w_star - mu_prior)) ** 2) / (2 * H)  # Eq. 12 (variance H_ii)
+    lik_mean, lik_var = gradient_likelihood()  # Eq. 12 as derived in model.py
+    log_lik = -((g - lik_mean) ** 2) / (2 * lik_var)
     total = sp.expand(log_prior + log_lik)
     poly = sp.Poly(total, w_star)
     return {
@@ -75,8 +83,10 @@ def _eq16_17() -> list[Record]:
     mean, var = predict_moments()
     terms = log_posterior_terms()
     gaussian_post = sp.Poly(terms["total"], w_star).degree() == 2 and (terms["quad"] < 0) is sp.true
-    ok17a = same(mean, A_DECAY * mu_post_prev)
-    ok17b = same(var, A_DECAY**2 * s2_post_prev + eta**2)
+    printed17a = (1 - eta**2 / (2 * sigma2)) * mu_post_prev  # Eq. 17a as printed
+    printed17b = (1 - eta**2 / (2 * sigma2)) ** 2 * s2_post_prev + eta**2  # Eq. 17b as printed
+    ok17a = same(mean, printed17a)
+    ok17b = same(var, printed17b)
     p16a = Raw("P(w*(t) | g(t-1), ..., g(1))", r"P(w^*(t)\mid g(t-1),\dots,g(1))")
     p16b = Raw("P(w*(t) | g(t), ..., g(1))", r"P(w^*(t)\mid g(t),\dots,g(1))")
     return [
@@ -107,7 +117,7 @@ def _eq16_17() -> list[Record]:
         Record(
             "17a",
             CONFIRMED if ok17a else ERRATUM,
-            show(mu_prior, "=", A_DECAY * mu_post_prev),
+            show(mu_prior, "=", printed17a),
             show(Raw("E[w*(t)]", r"\mathbb{E}[w^*(t)]"), "=", mean),
             "Exact Gaussian moments of w*(t) = (1 - eta^2/(2 sigma^2)) w*(t-1) + eta z, w*(t-1) ~ N(mu_post, "
             "sigma^2_post) (Eqs. 14, 16b).",
@@ -115,7 +125,7 @@ def _eq16_17() -> list[Record]:
         Record(
             "17b",
             CONFIRMED if ok17b else ERRATUM,
-            show(s2_prior, "=", A_DECAY**2 * s2_post_prev + eta**2),
+            show(s2_prior, "=", printed17b),
             show(Raw("Var[w*(t)]", r"\mathrm{Var}[w^*(t)]"), "=", sp.collect(var, s2_post_prev)),
             "Same computation as Eq. 17a (variance).",
         ),
@@ -128,7 +138,7 @@ def _eq18_19() -> list[Record]:
     ok_exact = same(var, exact18a)
     # Eq. 42's plug-in: E[g²] under Eq. 12 -- the first neglected term is the bias H² (w* - mu_prior)²
     z = standard_normals("q", 1)
-    g_model = H * (w_star - mu_prior) + sp.sqrt(H) * z[0]  # Eq. 12
+    g_model = _gradient_model(z[0])  # Eq. 12
     g2_mean = expect(g_model**2, z)
     bias = sp.factor(g2_mean - H)
     plug = 1 / (1 / s2_prior + g**2)
@@ -189,7 +199,11 @@ def _appendix_c() -> list[Record]:
     # Eq. 35: LHS - RHS must not depend on w* once sigma2_post, mu_post are Eqs. 38, 41
     lhs35 = -((w_star - mu_post) ** 2) / (2 * s2_post)
     resid = sp.diff(lhs35.subs({s2_post: var, mu_post: mean}) - terms["total"], w_star)
-    ok35 = sp.cancel(resid) == 0
+    # Eq. 35's right-hand side as printed, against the derived log prior + log likelihood (Eq. 12 from model.py)
+    rhs35_prior = -((w_star - mu_prior) ** 2) / (2 * s2_prior)
+    rhs35_lik = -((g - H * (w_star - mu_prior)) ** 2) / (2 * H)
+    ok35_rhs = sp.cancel(sp.diff(rhs35_prior + rhs35_lik - terms["total"], w_star)) == 0
+    ok35 = sp.cancel(resid) == 0 and ok35_rhs
     quad_printed = -1 / (2 * s2_prior) - H / 2  # Eq. 36 coefficient of w*²
     ok36 = same(terms["quad"], quad_printed)
     ok37 = same(1 / var, 1 / s2_prior + H)
@@ -200,7 +214,7 @@ def _appendix_c() -> list[Record]:
     ok41 = same(mean, (mu_prior + s2_post * g).subs(s2_post, var))
     # Eq. 42: E[g²] under Eq. 12
     z = standard_normals("r", 1)
-    g_model = H * (w_star - mu_prior) + sp.sqrt(H) * z[0]
+    g_model = _gradient_model(z[0])  # Eq. 12
     g2_mean, _ = gaussian_moments(g_model**2, z)
     g2_var = sp.factor(gaussian_moments(g_model**2, z)[1])
     unbiased_at_opt = same(g2_mean.subs(w_star, mu_prior), H)
@@ -210,10 +224,11 @@ def _appendix_c() -> list[Record]:
         Record(
             "35",
             CONFIRMED if ok35 else ERRATUM,
-            show(lhs35, "=", terms["log_prior"], "+", terms["log_lik"]),
+            show(lhs35, "=", rhs35_prior, "+", rhs35_lik),
             show(Raw("d/dw* (LHS - RHS)", r"\partial_{w^*}(\mathrm{LHS}-\mathrm{RHS})"), "=", sp.cancel(resid)),
-            "Bayes' rule in log form, up to w*-independent constants: with sigma^2_post, mu_post from Eqs. 38/41 the "
-            "difference of the two sides has zero derivative in w*.",
+            "Bayes' rule in log form, up to w*-independent constants: the printed right-hand side equals the log prior "
+            "(Eq. 16a) plus the log of Eq. 12's likelihood as derived (zero derivative in w* of the difference), and "
+            "with sigma^2_post, mu_post from Eqs. 38/41 the difference of the two sides has zero derivative in w*.",
         ),
         Record(
             "36",

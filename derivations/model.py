@@ -9,24 +9,29 @@ log-likelihood ``y ~ N(C w, R)``, which has exactly the form of Eq. 6.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from .core import (
+    H,
     Normal,
     Raw,
     eta,
     eta_mu,
     expect,
     gaussian_moments,
+    mu_prior,
     register_tex,
     same,
     show,
     sigma2,
     standard_normals,
+    w_star,
 )
 from .records import CONFIRMED, ERRATUM, Extra, Record
 
-__all__ = ["extras", "hessian_problem", "records"]
+__all__ = ["extras", "gradient_likelihood", "hessian_problem", "records"]
 
 N_DIM = 3  # concrete problem size for Eqs. 6-11
 
@@ -285,12 +290,33 @@ def _eq8_to_11(p: dict[str, sp.Expr]) -> list[Record]:
     ]
 
 
-def _eq12(p: dict[str, sp.Expr]) -> Record:
-    # Eq. 12: g at w_1 = mu_1 with xi_1 ~ N(0, H_11) (Eq. 7: Var[xi_1] = H_11)
+def _eq12_moments(p: dict[str, sp.Expr]) -> tuple[sp.Expr, sp.Expr]:
+    """Mean and variance of g_1 at w = mu with xi_1 ~ N(0, H_11) (Eq. 7: Var[xi_1] = H_11), in the n=3 symbols."""
     z = standard_normals("zeta", 1)
     grad_at_mu = p["grad"][0].subs({W[0]: MU[0], W[1]: MU[1], W[2]: MU[2]})
     grad_at_mu = grad_at_mu.subs(XI[0], sp.sqrt(h11) * z[0])
-    mean, var = gaussian_moments(grad_at_mu, z)
+    return gaussian_moments(grad_at_mu, z)
+
+
+@lru_cache(maxsize=1)
+def gradient_likelihood() -> tuple[sp.Expr, sp.Expr]:
+    """Eq. 12 as derived: (mean, variance) of the gradient g given w*, in the scalar symbols of the filter.
+
+    The mean derived in :func:`_eq12_moments` depends on mu_{-i} only through w* (Eq. 10): mu_2 is eliminated in
+    favour of w*, then ``H_11 -> H_ii``, ``w_1* -> w*`` and ``mu_1 -> mu_prior`` (the gradient is taken at the
+    prior mean, as in the filter update). This is the one source of the likelihood used by :mod:`.kalman`.
+    """
+    mean, var = _eq12_moments(hessian_problem())
+    (mu2_of_w,) = sp.solve(sp.Eq(W_STAR, _w_star_expr(MU[1:, 0])), MU[1])
+    mean_w = sp.factor(sp.cancel(mean.subs(MU[1], mu2_of_w)))
+    if mean_w.free_symbols & {MU[1], MU[2], *XI}:  # pragma: no cover - guards the algebra above
+        raise RuntimeError("Eq. 12's mean does not depend on mu_{-i} through w* only")
+    to_filter = {h11: H, W_STAR: w_star, MU[0]: mu_prior}
+    return mean_w.subs(to_filter), var.subs(to_filter)
+
+
+def _eq12(p: dict[str, sp.Expr]) -> Record:
+    mean, var = _eq12_moments(p)
     printed_mean = h11 * (_w_star_expr(MU[1:, 0]) - MU[0])
     ok = same(mean, printed_mean) and same(var, h11)
     return Record(
