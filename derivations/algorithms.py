@@ -36,7 +36,17 @@ from .core import (
 from .kalman import kalman_update
 from .records import CONFIRMED, ERRATUM, Record
 
-__all__ = ["STATE", "adabayes_fp_step", "adabayes_step", "fading_memory_step", "records"]
+__all__ = [
+    "STATE",
+    "adabayes_fp_step",
+    "adabayes_step",
+    "alg1_checks",
+    "alg1_printed",
+    "alg2_checks",
+    "alg2_printed",
+    "fading_memory_step",
+    "records",
+]
 
 m_s = register_tex(sp.Symbol("m", real=True), "m")
 v_s = register_tex(sp.Symbol("v", nonnegative=True), "v")
@@ -125,73 +135,177 @@ def _uninitialised_reads(init: set[sp.Symbol], loop: list[tuple[sp.Symbol, sp.Ex
     return read_before, dead
 
 
+def alg1_printed() -> dict[str, object]:
+    """Algorithm 1 exactly as printed in the paper, misprints included (typed from the paper's text, not built
+    from any derived expression). ``init`` lists the symbols the printed initialisation assigns."""
+    return {
+        "init": (eta, sigma2, s2_prior),  # η <- η_Adam; σ² <- η_SGD/minibatch size; σ²_prior <- σ²
+        "m": beta1 * m_s + (1 - beta1) * g,  # m <- β1 m + (1 - β1) g
+        "g_mean": m_s / (1 - beta1**t),  # <g> <- m / (1 - β1^t)
+        "prior": (1 - eta**2 / (2 * sigma2)) ** 2 * s2_post + eta**2,  # σ²_prior <- (1 - η²/(2σ²))² σ²_post + η²
+        "post": 1 / (s2_prior + g**2),  # σ²_post <- 1/(σ²_prior + g²)
+        "mu": (1 - lam) * mu_s + s2_post * gm,  # μ <- (1 - λ) μ + σ²_post <g>
+    }
+
+
+def alg2_printed() -> dict[str, object]:
+    """Algorithm 2 exactly as printed in the paper (lines 1-12), misprints included, typed from the paper's text."""
+    return {
+        "init": (eta, sigma2),  # 1: η <- η_Adam; 2: σ² <- η_SGD/minibatch size (3: blank)
+        "m": beta1 * m_s + (1 - beta1) * g,  # 6
+        "v": beta2 * v_s + (1 - beta2) * g**2,  # 7
+        "g_mean": m_s / (1 - beta1**t),  # 8
+        "g2_mean": v_s / (1 - beta2**t),  # 9
+        "line11": 1 / (2 * sigma2) + sp.sqrt(1 / (4 * sigma2**2) + g2m / eta**2),  # 11: σ²_post <- this
+        "line12": (1 - lam) * mu_s + s2_post * gm,  # 12: μ <- (1 - λ) μ + σ²_post <g>
+    }
+
+
+def _derived_lines() -> dict[str, sp.Expr]:
+    """The forms the algorithm lines should have, derived from the model (Eqs. 2, 4, 17b, 18a, 19a+19b, 21)."""
+    from .kalman import predict_moments, s2_post_prev
+
+    mom = _moments(with_v=True)
+    _, var_prior = predict_moments()  # Eq. 17b: exact moments of Eq. 14 applied to the posterior
+    return {
+        "m": mom["m"],  # Eq. 2 (in terms of the previous m)
+        "v": mom["v"],  # Eq. 4
+        "g_mean": mom["g_mean"],  # Eq. 2, debiased (in terms of the previous m)
+        "g2_mean": mom["g2_mean"],  # Eq. 4, debiased
+        "prior": var_prior.subs(s2_post_prev, s2_post),  # Eq. 17b
+        "post": _kalman_variance(s2_prior),  # Eq. 18a (Kalman update, H ≈ g²)
+        "mu": _mean_update(s2_post, gm) + mu_s,  # Eqs. 19a + 19b
+        "precision": fp.approx_precision(),  # Eq. 21: 1/σ²_post
+    }
+
+
+def _alg1_loop(p: dict[str, object]) -> list[tuple[sp.Symbol, sp.Expr]]:
+    return [(g, g), (m_s, p["m"]), (gm, p["g_mean"]), (s2_prior, p["prior"]), (s2_post, p["post"]), (mu_s, p["mu"])]
+
+
+def _alg2_loop(p: dict[str, object]) -> list[tuple[sp.Symbol, sp.Expr]]:
+    return [
+        (g, g),
+        (m_s, p["m"]),
+        (v_s, p["v"]),
+        (gm, p["g_mean"]),
+        (g2m, p["g2_mean"]),
+        (s2_post, p["line11"]),
+        (mu_s, p["line12"]),
+    ]
+
+
+#: Loop inputs taken as given, as in Adam: m = v = 0 and mu = mu_0 at the start, t counts steps, g is computed at mu.
+_CONVENTIONAL = {m_s, v_s, mu_s, t, g, beta1, beta2, lam}
+
+
+def _moment_checks(p: dict[str, object], d: dict[str, sp.Expr], with_v: bool) -> dict[str, bool]:
+    """Each printed moment line against Eqs. 2/4; the debias lines read the m, v just updated (derived values)."""
+    out = {"m": same(p["m"], d["m"]), "g_mean": same(p["g_mean"].subs(m_s, d["m"]), d["g_mean"])}
+    if with_v:
+        out |= {"v": same(p["v"], d["v"]), "g2_mean": same(p["g2_mean"].subs(v_s, d["v"]), d["g2_mean"])}
+    return out
+
+
+def alg1_checks(printed: dict[str, object] | None = None) -> dict[str, bool]:
+    """Each line of Alg. 1 (``printed``, default :func:`alg1_printed`) against the form derived from the model."""
+    p = alg1_printed() if printed is None else printed
+    d = _derived_lines()
+    reads, dead = _uninitialised_reads(set(p["init"]), _alg1_loop(p), _CONVENTIONAL)
+    return _moment_checks(p, d, with_v=False) | {
+        "prior": same(p["prior"], d["prior"]),  # Eq. 17b
+        "post": same(p["post"], d["post"]),  # Eq. 18a
+        "mu": same(p["mu"], d["mu"]),  # Eqs. 19a + 19b
+        "init": not reads and not dead,
+    }
+
+
+def alg2_checks(printed: dict[str, object] | None = None) -> dict[str, bool]:
+    """Each line of Alg. 2 (``printed``, default :func:`alg2_printed`) against the form derived from the model."""
+    p = alg2_printed() if printed is None else printed
+    d = _derived_lines()
+    reads, dead = _uninitialised_reads(set(p["init"]), _alg2_loop(p), _CONVENTIONAL)
+    return _moment_checks(p, d, with_v=True) | {
+        "line11": same(p["line11"], 1 / d["precision"]),  # σ²_post from Eq. 21
+        "line12": same(p["line12"], d["mu"]),  # Eqs. 19a + 19b
+        "init": not reads and not dead,
+    }
+
+
+def _names(syms: list[sp.Symbol]) -> str:
+    return ", ".join(map(str, syms)) or "nothing"
+
+
 def records() -> list[Record]:
     """Records for the update lines of Algorithms 1 and 2."""
+    d = _derived_lines()
     # ---------------------------------------------------------------- Alg. 1
-    f, q = fp.predict_coefficients("paper")
-    printed_prior = f * s2_post + q
-    printed_post = 1 / (s2_prior + g**2)  # as printed: adds a variance and a squared gradient
-    printed_mu = (1 - lam) * mu_s + s2_post * gm
-    derived_post = _kalman_variance(s2_prior)
-    derived_mu = _mean_update(s2_post, gm) + mu_s
-    ok_prior = same(printed_prior, f * s2_post + q)  # Eq. 17b
-    ok_post = same(printed_post, derived_post)
-    ok_mu = same(printed_mu, derived_mu)
-    m_sym = m_s
-    loop = [
-        (g, g),
-        (m_sym, beta1 * m_sym + (1 - beta1) * g),
-        (gm, m_sym / (1 - beta1**t)),
-        (s2_prior, printed_prior),
-        (s2_post, printed_post),
-        (mu_s, printed_mu),
-    ]
-    conventional = {m_sym, mu_s, t, g}  # m = 0, mu = mu_0, t counts steps, g is computed at mu (as in Adam)
-    reads, dead = _uninitialised_reads({eta, sigma2, s2_prior}, loop, conventional | {beta1, lam})
-    ok_init = not reads and not dead
-    alg1_ok = ok_prior and ok_post and ok_mu and ok_init
+    p1 = alg1_printed()
+    c1 = alg1_checks(p1)
+    reads, dead = _uninitialised_reads(set(p1["init"]), _alg1_loop(p1), _CONVENTIONAL)
+    init = Raw("init", r"\text{init}")
     alg1 = Record(
         "Alg1",
-        CONFIRMED if alg1_ok else ERRATUM,
+        CONFIRMED if all(c1.values()) else ERRATUM,
         lines(
-            show(Raw("init", r"\text{init}"), s2_prior, "<-", sigma2),
-            show(s2_prior, "<-", printed_prior),
-            show(s2_post, "<-", printed_post),
-            show(mu_s, "<-", printed_mu),
+            show(init, s2_prior, "<-", sigma2),
+            show(s2_prior, "<-", p1["prior"]),
+            show(s2_post, "<-", p1["post"]),
+            show(mu_s, "<-", p1["mu"]),
         ),
         lines(
-            show(Raw("init", r"\text{init}"), s2_post, "<-", sigma2),
-            show(s2_prior, "<-", printed_prior),
-            show(s2_post, "<-", derived_post, "=", 1 / (1 / s2_prior + g**2)),
-            show(mu_s, "<-", derived_mu),
+            show(init, s2_post, "<-", sigma2),
+            show(s2_prior, "<-", p1["prior"] if c1["prior"] else d["prior"]),
+            show(s2_post, "<-", d["post"], "=", 1 / (1 / s2_prior + g**2)),
+            show(mu_s, "<-", d["mu"]),
         ),
-        "Update lines checked against the derived equations: the sigma^2_prior line is Eq. 17b and the mu line is "
-        "Eqs. 19a+19b (both confirmed). The sigma^2_post line adds a variance to g^2; the Kalman update (Eqs. 18a, "
-        "35-38, H ≈ g^2) adds precisions: 1/(1/sigma^2_prior + g^2). Initialisation (read-before-write check of the "
-        f"loop): the first iteration reads {', '.join(map(str, reads)) or 'nothing'} before it is assigned, and the "
-        f"printed init of {', '.join(map(str, dead)) or 'nothing'} is overwritten before use, so the init should be "
-        "sigma^2_post <- sigma^2 (m = 0, mu = mu_0, t = step count taken as in Adam).",
+        "Update lines checked one by one against the forms derived from the model: the m and <g> lines are Eq. 2 "
+        f"({_verdict(c1['m'] and c1['g_mean'])}), the sigma^2_prior line is Eq. 17b ({_verdict(c1['prior'])}) and "
+        f"the mu line is Eqs. 19a+19b ({_verdict(c1['mu'])}). The sigma^2_post line "
+        + (
+            "is the Kalman update (Eqs. 18a, 35-38, H ≈ g^2). "
+            if c1["post"]
+            else "adds a variance to g^2; the Kalman update (Eqs. 18a, 35-38, H ≈ g^2) adds precisions: "
+            "1/(1/sigma^2_prior + g^2). "
+        )
+        + f"Initialisation (read-before-write check of the loop): the first iteration reads {_names(reads)} before "
+        f"it is assigned, and the printed init of {_names(dead)} is overwritten before use"
+        + (
+            ", so the init should be sigma^2_post <- sigma^2 (m = 0, mu = mu_0, t = step count taken as in Adam)."
+            if reads or dead
+            else " (m = 0, mu = mu_0, t = step count taken as in Adam)."
+        ),
     )
     # ---------------------------------------------------------------- Alg. 2
-    printed11 = 1 / (2 * sigma2) + sp.sqrt(1 / (4 * sigma2**2) + g2m / eta**2)  # line 11 as printed
-    derived11 = 1 / fp.approx_precision()  # σ²_post from Eq. 21
-    is_precision = same(printed11, fp.approx_precision())
-    ok11 = same(printed11, derived11)
-    mom = _moments(with_v=True)
-    ok_moments = same(mom["m"], beta1 * m_s + (1 - beta1) * g) and same(mom["v"], beta2 * v_s + (1 - beta2) * g**2)
+    p2 = alg2_printed()
+    c2 = alg2_checks(p2)
+    is_precision = same(p2["line11"], d["precision"])
+    l11, l12 = Raw("line 11:", r"\text{11:}"), Raw("line 12:", r"\text{12:}")
     alg2 = Record(
         "Alg2",
-        CONFIRMED if ok11 and ok_moments and ok_mu else ERRATUM,
+        CONFIRMED if all(c2.values()) else ERRATUM,
+        lines(show(l11, s2_post, "<-", p2["line11"]), show(l12, mu_s, "<-", p2["line12"])),
         lines(
-            show(Raw("line 11:", r"\text{11:}"), s2_post, "<-", printed11),
-            show(Raw("line 12:", r"\text{12:}"), mu_s, "<-", printed_mu),
+            show(l11, 1 / s2_post, "<-", p2["line11"], ";", s2_post, "=", 1 / d["precision"])
+            if is_precision
+            else show(l11, s2_post, "<-", 1 / d["precision"]),
+            show(l12, mu_s, "<-", d["mu"]),
         ),
-        lines(
-            show(Raw("line 11:", r"\text{11:}"), 1 / s2_post, "<-", printed11, ";", s2_post, "=", derived11),
-            show(Raw("line 12:", r"\text{12:}"), mu_s, "<-", derived_mu),
-        ),
-        "Lines 6-9 are Eqs. 2 and 4 (confirmed) and line 12 is Eqs. 19a+19b (confirmed). Line 11's right-hand side "
+        f"Lines 6-9 are Eqs. 2 and 4 ({_verdict(all(c2[k] for k in ('m', 'v', 'g_mean', 'g2_mean')))}) and line 12 "
+        f"is Eqs. 19a+19b ({_verdict(c2['line12'])}). Line 11's right-hand side "
         f"{'equals' if is_precision else 'does not equal'} Eq. 21's precision 1/sigma^2_post (checked), so it assigns "
-        "a precision to sigma^2_post: the learning rate is its inverse.",
+        + (
+            "a precision to sigma^2_post: the learning rate is its inverse."
+            if is_precision and not c2["line11"]
+            else (
+                "Eq. 21's learning rate to sigma^2_post."
+                if c2["line11"]
+                else "neither Eq. 21's learning rate nor its precision."
+            )
+        ),
     )
     return [alg1, alg2]
+
+
+def _verdict(ok: bool) -> str:
+    return "confirmed" if ok else "MISMATCH"

@@ -53,7 +53,7 @@ W_STAR = sp.Symbol("w1_star", real=True)
 register_tex(W_STAR, "w_1^*")
 W_T = register_tex(sp.Symbol("w_star_t", real=True), "w^*(t)")
 MU_REST_T = register_tex(sp.Symbol("mu_rest_t", real=True), r"\boldsymbol{\mu}_{-i}(t)")
-A_DECAY = 1 - eta**2 / (2 * sigma2)  # Eqs. 13, 14
+A_DECAY = 1 - eta**2 / (2 * sigma2)  # Eq. 13 (and the OU extra)
 
 
 def hessian_problem() -> dict[str, sp.Expr]:
@@ -345,7 +345,8 @@ def _eq13_to_15() -> list[Record]:
     w_next = _w_star_expr(mu_next)  # Eq. 10 at t+1
     mean, var = gaussian_moments(w_next, z)
     w_now = _w_star_expr(MU[1:, 0])
-    mean_ok = same(mean, A_DECAY * w_now)  # Eq. 14's mean
+    decay14 = 1 - eta**2 / (2 * sigma2)  # Eq. 14's decay as printed (typed separately from Eq. 13's A_DECAY)
+    mean_ok = same(mean, decay14 * w_now)  # Eq. 14's mean
     col = _column_minus_i()
     printed15 = eta_mu**2 * (col.T * col)[0, 0]  # Eq. 15 as printed
     derived15 = sp.factor(var)
@@ -369,7 +370,7 @@ def _eq13_to_15() -> list[Record]:
     r14 = Record(
         "14",
         CONFIRMED if mean_ok else ERRATUM,
-        show(Raw("P(w*(t+1) | w*(t))", r"P(w^*(t+1)\mid w^*(t))"), "=", Normal(A_DECAY * W_T, eta**2)),
+        show(Raw("P(w*(t+1) | w*(t))", r"P(w^*(t+1)\mid w^*(t))"), "=", Normal(decay14 * W_T, eta**2)),
         show(
             Raw("E[w*(t+1) | mu(t)]", r"\mathbb{E}[w^*(t+1)\mid\boldsymbol{\mu}(t)]"),
             "=",
