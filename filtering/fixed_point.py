@@ -7,8 +7,9 @@ The exact fixed point solves Alg. 1's precision recursion with g² replaced by �
 
     λ = 1 / (f / λ + q) + ⟨g²⟩,            (Eqs. 17b + 18a, f and q from :mod:`filtering.ou`)
 
-which rearranges to ``q λ² - c λ - f ⟨g²⟩ = 0`` with ``c = 1 - f + q ⟨g²⟩ >= 0``; the positive root is
-``λ = (c + sqrt(c² + 4 q f ⟨g²⟩)) / (2 q)``, a sum of non-negative terms (no cancellation).
+which rearranges to ``q λ² - c λ - f ⟨g²⟩ = 0`` with ``c = 1 - f + q ⟨g²⟩ >= 0`` (f <= 1 for a stable OU
+step, which is checked); the positive root is ``λ = (c + sqrt(c² + 4 q f ⟨g²⟩)) / (2 q)``, a sum of non-negative
+terms (no cancellation).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
 from .ou import variance_predict_coefficients
-from .validation import check_positive
+from .validation import check_ou_stable, check_positive
 
 __all__ = [
     "adam_limit",
@@ -36,6 +37,26 @@ __all__ = [
 
 def _f64(x: ArrayLike) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
+
+
+def _checked(name: str, x: ArrayLike, *, lower: float, allow_equal: bool, allow_inf: bool) -> np.ndarray:
+    """``x`` as float64 after checking every entry is above ``lower`` (or equal to it) and not NaN."""
+    arr = _f64(x)
+    ok = (arr >= lower) if allow_equal else (arr > lower)
+    if not allow_inf:
+        ok &= np.isfinite(arr)
+    if not ok.all():  # NaN fails both comparisons
+        bound = f"[{lower:g}, " if allow_equal else f"({lower:g}, "
+        raise ValueError(f"{name} must lie in {bound}{'inf]' if allow_inf else 'inf)'} and not be NaN")
+    return arr
+
+
+def _g2_eta_sigma2(g2: ArrayLike, eta: ArrayLike, sigma2: ArrayLike) -> tuple[np.ndarray, ...]:
+    return (
+        _checked("g2", g2, lower=0.0, allow_equal=True, allow_inf=False),
+        _checked("eta", eta, lower=0.0, allow_equal=False, allow_inf=False),
+        _checked("sigma2", sigma2, lower=0.0, allow_equal=False, allow_inf=True),
+    )
 
 
 def approx_precision(g2: ArrayLike, eta: ArrayLike, sigma2: ArrayLike) -> np.ndarray:
@@ -56,7 +77,7 @@ def approx_precision(g2: ArrayLike, eta: ArrayLike, sigma2: ArrayLike) -> np.nda
     ndarray, shape (...)
         The approximate fixed-point precision 1/σ²_post.
     """
-    g2, eta, sigma2 = _f64(g2), _f64(eta), _f64(sigma2)
+    g2, eta, sigma2 = _g2_eta_sigma2(g2, eta, sigma2)
     half_prior_precision = 0.5 / sigma2
     return half_prior_precision + np.hypot(half_prior_precision, np.sqrt(g2) / eta)  # Eq. 21 (hypot: no overflow)
 
@@ -82,7 +103,9 @@ def exact_precision(g2: ArrayLike, eta: float, sigma2: float, predict: str = "pa
     """
     check_positive("eta", eta)
     check_positive("sigma2", sigma2, allow_inf=True)
-    g2 = _f64(g2)
+    if predict == "paper":
+        check_ou_stable(eta, sigma2, names=("eta", "sigma2"))  # else the root below is not the fixed point
+    g2 = _checked("g2", g2, lower=0.0, allow_equal=True, allow_inf=False)
     factor, noise = variance_predict_coefficients(eta, sigma2, predict)
     # 1 - factor computed without cancellation
     if math.isinf(sigma2):
@@ -98,12 +121,14 @@ def exact_precision(g2: ArrayLike, eta: float, sigma2: float, predict: str = "pa
 
 def sgd_limit(sigma2: ArrayLike) -> np.ndarray:
     """Eq. 22: ``σ²_post -> σ²`` as ⟨g²⟩ -> 0 (the SGD learning rate η_SGD / B of Eq. 23)."""
-    return _f64(sigma2)
+    return _checked("sigma2", sigma2, lower=0.0, allow_equal=False, allow_inf=True)
 
 
 def adam_limit(g2: ArrayLike, eta: ArrayLike) -> np.ndarray:
     """Eq. 24 (and Eq. 27 for σ² -> inf): ``σ²_post -> η / sqrt(⟨g²⟩)``, the Adam learning rate."""
-    return _f64(eta) / np.sqrt(_f64(g2))
+    g2, eta, _ = _g2_eta_sigma2(g2, eta, 1.0)
+    with np.errstate(divide="ignore"):
+        return eta / np.sqrt(g2)
 
 
 def fading_memory_variance(g2: ArrayLike, forget: ArrayLike) -> np.ndarray:
@@ -112,7 +137,11 @@ def fading_memory_variance(g2: ArrayLike, forget: ArrayLike) -> np.ndarray:
     ``forget`` is Ollivier's forgetting factor λ in (0, 1). The fixed point of Eq. 30 with g² -> ⟨g²⟩ is
     exact here: ``1/σ²_post = (1 - λ)/σ²_post + ⟨g²⟩`` has the single solution ``λ / ⟨g²⟩``.
     """
-    return _f64(forget) / _f64(g2)
+    forget = _checked("forget", forget, lower=0.0, allow_equal=False, allow_inf=False)
+    if (forget >= 1.0).any():
+        raise ValueError("forget must lie in (0, 1)")
+    with np.errstate(divide="ignore"):
+        return forget / _checked("g2", g2, lower=0.0, allow_equal=True, allow_inf=False)
 
 
 def fading_memory_process_noise(var_post: ArrayLike, forget: ArrayLike) -> np.ndarray:

@@ -13,12 +13,7 @@ from numpy.typing import ArrayLike
 
 from .validation import check_predict
 
-__all__ = ["mean_decay", "stationary_variance", "transition", "variance_predict_coefficients"]
-
-
-def mean_decay(eta: float, sigma2: float) -> float:
-    """OU mean-decay factor ``a = 1 - eta**2 / (2 sigma2)`` of Eqs. 13, 14 and 17a (1 when sigma2 = inf)."""
-    return 1.0 - eta * eta / (2.0 * sigma2)  # Eq. 14
+__all__ = ["stationary_variance", "transition", "variance_predict_coefficients"]
 
 
 def transition(eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper") -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,9 @@ quantity for the others (η_SGD/B for SGD, η/(sqrt(⟨g²⟩)+ε) for Adam), so
 
 All state is float64 with the shape of ``params``; the step has the dtype of ``g`` when that is a floating
 type (float64 otherwise). A step where ``⟨g⟩ = 0`` is exactly 0, even when the learning rate is infinite
-(``lr_sgd = inf`` before any nonzero gradient), so no NaN leaks out.
+(``lr_sgd = inf`` before any nonzero gradient), so no NaN leaks out. With ``lr_sgd = inf`` the first
+AdaBayes / AdaBayes-FP step is about ``1/g`` (σ²_post = 1/g²): it is finite for |g| ≳ 1e-150 and overflows to
+±inf for gradients whose square underflows float64; a finite σ² avoids that.
 """
 
 from __future__ import annotations

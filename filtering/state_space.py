@@ -25,8 +25,8 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .ou import stationary_variance, transition
-from .validation import check_positive
+from .ou import transition
+from .validation import check_ou_stable, check_positive
 
 __all__ = [
     "JointKalmanResult",
@@ -154,7 +154,9 @@ def simulate_latent(
     predict : {"paper", "exponential"}
         Discretisation of the OU step.
     w0 : array_like, shape ``shape``, optional
-        w*(0); drawn from the stationary distribution by default.
+        w*(0). By default one OU step (Eq. 14) from w*(-1) ~ N(0, σ²), the posterior at t = -1 that the filters
+        and Alg. 1 start from, so :func:`kalman_filter` with its defaults is the exact posterior from the first
+        step on (σ² is the OU stationary variance up to a factor 1 + O(η²/σ²)).
 
     Returns
     -------
@@ -163,11 +165,13 @@ def simulate_latent(
     steps = _check_steps(steps)
     eta = check_positive("eta", eta)
     sigma2 = check_positive("sigma2", sigma2)
+    if predict == "paper":
+        check_ou_stable(eta, sigma2, names=("eta", "sigma2"))
     rng = _generator(rng)
     a, q = transition(eta, sigma2, predict)
     w = np.empty((steps, *shape))
-    if w0 is None:
-        w[0] = rng.standard_normal(shape) * np.sqrt(stationary_variance(eta, sigma2, predict))
+    if w0 is None:  # one OU step from w*(-1) ~ N(0, σ²), the posterior every filter here starts from
+        w[0] = a * rng.standard_normal(shape) * np.sqrt(sigma2) + rng.standard_normal(shape) * np.sqrt(q)
     else:
         w[0] = np.broadcast_to(np.asarray(w0, dtype=np.float64), shape)
     noise = rng.standard_normal((steps - 1, *shape)) * np.sqrt(q)
@@ -246,7 +250,8 @@ def _check_steps(steps: int) -> int:
 
 def _scalar_filter_loops(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, var_post):  # pragma: no cover
     # innov_or_y: (T, N) gradients g (paper setting) or pseudo-observations y = g + h mu (fixed mu)
-    # h: (T, N); a, q, mean0, var0: (N,); outputs (T, N). Returns the number of h entries < 0 or NaN.
+    # h: (T, N); a, q, mean0, var0: (N,); outputs (T, N). Returns the number of bad inputs (h < 0 or NaN,
+    # g or y not finite), counted in the loop instead of in extra passes over the data.
     # Rows are sliced once per step and the h check is branch-free, so LLVM vectorises the inner loop.
     steps, n = innov_or_y.shape
     n_blocks = (n + BLOCK - 1) // BLOCK
@@ -265,10 +270,10 @@ def _scalar_filter_loops(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, va
             m_out, v_out = mean_post[t, lo:hi], var_post[t, lo:hi]
             for j in range(hi - lo):
                 hk = ht[j]
-                bad += 1 - np.int64(hk >= 0.0)
+                bad += 1 - np.int64(hk >= 0.0) + 1 - np.int64(abs(obs[j]) < np.inf)
                 m_prior = ab[j] * m[j]  # Eq. 17a
                 v_prior = a2b[j] * v[j] + qb[j]  # Eq. 17b
-                v_new = v_prior / (1.0 + v_prior * hk)  # Eq. 18a: 1 / (1/σ²_prior + h)
+                v_new = 1.0 / (1.0 / v_prior + hk)  # Eq. 18a (this form also holds for σ²_prior = inf)
                 # Eq. 41: the innovation is g itself when g was taken at μ_prior, else y - h μ_prior
                 innovation = obs[j] - hk * m_prior if has_mu else obs[j]
                 m_new = m_prior + v_new * innovation
@@ -279,8 +284,9 @@ def _scalar_filter_loops(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, va
 
 
 # one body, two compilations: threads pay off only with more than one block (thread start-up costs ~10 ms)
-_scalar_filter_parallel = numba.njit(parallel=True, cache=True)(_scalar_filter_loops)
-_scalar_filter_serial = numba.njit(cache=True)(_scalar_filter_loops)
+# error_model="numpy": 1/0 gives inf (σ²_prior = inf with h = 0), as in NumPy, instead of raising
+_scalar_filter_parallel = numba.njit(parallel=True, cache=True, error_model="numpy")(_scalar_filter_loops)
+_scalar_filter_serial = numba.njit(cache=True, error_model="numpy")(_scalar_filter_loops)
 
 
 def _broadcast_params(eta: ArrayLike, sigma2: ArrayLike, shape: tuple[int, ...], predict: str):
@@ -350,6 +356,8 @@ def kalman_filter(
     a, q, sigma2_b = _broadcast_params(eta, sigma2, shape, predict)
     mean0 = _initial(mean0, np.zeros(shape), shape, "mean0")
     var0 = _initial(var0, sigma2_b, shape, "var0")
+    if (var0 < 0).any():
+        raise ValueError("var0 must be >= 0")
     if mu is None:
         observations = g
     else:
@@ -388,7 +396,7 @@ def _run_scalar_kernel(observations, h_t, a, q, mean0, var0, *, has_mu: bool, ou
         var_post,
     )
     if bad_h:
-        raise ValueError(f"h must be >= 0 and not NaN ({bad_h} entries are not)")
+        raise ValueError(f"h must be >= 0 and g finite everywhere ({bad_h} entries are not)")
     return KalmanResult(mean_out, var_out, mean0, var0, a, q)
 
 
@@ -489,12 +497,16 @@ def joint_kalman_filter(
     for name, mat in (("transition_matrix", a_mat), ("process_noise", q_mat)):
         if mat.shape != (n, n):
             raise ValueError(f"{name} must have shape ({n}, {n}), got {mat.shape}")
-    m = np.zeros(n) if mean0 is None else np.array(np.broadcast_to(np.asarray(mean0, dtype=np.float64), (n,)))
+    m = _initial(mean0, np.zeros(n), (n,), "mean0")
     if var0 is None:
         cov = np.diag(sigma2_b)
     else:
         var0 = np.asarray(var0, dtype=np.float64)
-        cov = np.diag(np.broadcast_to(var0, (n,))) if var0.ndim <= 1 else var0.copy()
+        if var0.ndim == 2 and var0.shape != (n, n):
+            raise ValueError(f"var0 must have shape ({n},) or ({n}, {n}), got {var0.shape}")
+        cov = var0.copy() if var0.ndim == 2 else np.diag(np.broadcast_to(var0, (n,)))
+    if not np.isfinite(cov).all():
+        raise ValueError("the joint filter needs a finite initial covariance: pass a finite var0 when sigma2 = inf")
     mu_t = None if mu is None else np.broadcast_to(np.asarray(mu, dtype=np.float64), (steps, n))
     eye = np.eye(n)
     means, covs = np.empty((2, steps, n)), np.empty((2, steps, n, n))

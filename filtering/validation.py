@@ -48,6 +48,8 @@ def check_unit_interval(name: str, value: object) -> float:
 
 def check_betas(betas: Sequence[float], n: int = 2) -> tuple[float, ...]:
     """Validate a tuple of EMA coefficients, each in [0, 1)."""
+    if isinstance(betas, (str, bytes)) or not isinstance(betas, Sequence):
+        raise ValueError(f"betas must be a sequence of {n} numbers in [0, 1), got {betas!r}")
     if len(betas) != n:
         raise ValueError(f"betas must have {n} entries, got {len(betas)}")
     return tuple(check_unit_interval(f"betas[{i}]", b) for i, b in enumerate(betas))
@@ -68,7 +70,7 @@ def check_predict(predict: str) -> str:
     return predict
 
 
-def check_ou_stable(eta: float, sigma2: float) -> None:
+def check_ou_stable(eta: float, sigma2: float, names: tuple[str, str] = ("lr", "lr_sgd / batch_size")) -> None:
     """Require the OU decay factor ``1 - eta**2 / (2 sigma2)`` (Eq. 14) to lie in (0, 1].
 
     Beyond that the discretised OU process of Eq. 14 oscillates in sign and the prior of
@@ -76,6 +78,6 @@ def check_ou_stable(eta: float, sigma2: float) -> None:
     """
     if not math.isinf(sigma2) and eta * eta >= 2.0 * sigma2:
         raise ValueError(
-            "lr and lr_sgd / batch_size must satisfy lr**2 < 2 * sigma2 (OU decay factor of Eq. 14 in (0, 1]); "
-            f"got lr={eta!r}, sigma2={sigma2!r}"
+            f"{names[0]} and {names[1]} must satisfy {names[0]}**2 < 2 * sigma2 (OU decay factor of Eq. 14 in "
+            f"(0, 1]); got {names[0]}={eta!r}, sigma2={sigma2!r}"
         )

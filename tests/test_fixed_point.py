@@ -88,3 +88,21 @@ def test_validity_range_rejects_bad_input(bad):
     kwargs = {"eta": ETA, "sigma2": SIGMA2, "rtol": 0.01} | bad
     with pytest.raises(ValueError, match=next(iter(bad))):
         fp.eq21_validity_range(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs", "name"),
+    [
+        (fp.approx_precision, {"g2": -1.0, "eta": ETA, "sigma2": SIGMA2}, "g2"),
+        (fp.approx_precision, {"g2": 1.0, "eta": 0.0, "sigma2": SIGMA2}, "eta"),
+        (fp.approx_precision, {"g2": 1.0, "eta": ETA, "sigma2": 0.0}, "sigma2"),
+        (fp.approx_precision, {"g2": [1.0, np.nan], "eta": ETA, "sigma2": SIGMA2}, "g2"),
+        (fp.exact_precision, {"g2": -1.0, "eta": ETA, "sigma2": SIGMA2}, "g2"),
+        (fp.exact_precision, {"g2": 0.0, "eta": 1.0, "sigma2": 0.2}, "eta"),  # unstable OU step
+        (fp.adam_limit, {"g2": -1.0, "eta": ETA}, "g2"),
+        (fp.fading_memory_variance, {"g2": 1.0, "forget": 1.5}, "forget"),
+    ],
+)
+def test_fixed_point_functions_reject_bad_input(fn, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        fn(**kwargs)

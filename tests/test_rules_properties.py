@@ -106,3 +106,9 @@ def test_betas_outside_unit_interval_raise(factory, beta, which):
 def test_batch_size_below_one_raises(factory, batch_size):
     with pytest.raises(ValueError, match="batch_size"):
         factory(batch_size=batch_size)
+
+
+@pytest.mark.parametrize("betas", [0.9, "ab", (0.9,), (0.9, 0.999, 0.5)])
+def test_malformed_betas_raise_naming_them(betas):
+    with pytest.raises(ValueError, match="betas"):
+        rules.adabayes(batch_size=8, betas=betas)

@@ -176,7 +176,7 @@ def test_latent_has_ou_stationary_variance():
     # 20000 independent chains: sample variance at the last step within 4 standard errors
     assert abs(w[-1].var() / expected - 1) < 4 * np.sqrt(2 / 20000)
     lag1 = np.mean(w[1:] * w[:-1]) / np.mean(w[:-1] ** 2)
-    assert abs(lag1 - ou.mean_decay(0.1, 0.5)) < 2e-3
+    assert abs(lag1 - ou.transition(0.1, 0.5)[0]) < 2e-3
 
 
 @pytest.mark.parametrize(
@@ -199,3 +199,61 @@ def test_simulate_requires_seed():
         ss.simulate(np.ones(3), 5, ETA, SIGMA2, None)
     with pytest.raises(ValueError, match="steps"):
         ss.simulate(np.ones(3), 0, ETA, SIGMA2, 0)
+
+
+def test_simulated_gradients_follow_eq12():
+    """(g - h (w* - mu)) / sqrt(h) must be standard normal, whatever h and mu."""
+    rng = np.random.default_rng(8)
+    h = 10.0 ** rng.uniform(-3, 3, size=4000)
+    sim = ss.simulate(h, 50, ETA, SIGMA2, rng, mu=rng.standard_normal(4000))
+    z = (sim.g - sim.h * (sim.w_star - sim.mu)) / np.sqrt(sim.h)
+    n = z.size
+    assert abs(z.mean()) < 4 / np.sqrt(n)
+    assert abs(z.var() - 1) < 4 * np.sqrt(2 / n)
+    # and the residual is independent of the curvature: same variance in the lowest and highest h decades
+    low, high = z[:, h < 1e-2], z[:, h > 1e2]
+    assert abs(low.var() - high.var()) < 6 * np.sqrt(2 / min(low.size, high.size))
+
+
+def test_filters_start_from_the_simulated_prior():
+    """With defaults, the filter's first prior is the distribution of the simulated w*(0) (Eq. 17 from N(0, σ²))."""
+    a, q = ou.transition(ETA, SIGMA2)
+    w0 = ss.simulate_latent((200_000,), 1, ETA, SIGMA2, 9)[0]
+    expected = float(a * a * SIGMA2 + q)
+    assert abs(w0.var() / expected - 1) < 4 * np.sqrt(2 / w0.size)
+
+
+def test_infinite_prior_variance_matches_reference():
+    rng = np.random.default_rng(10)
+    g = rng.standard_normal((20, 6))
+    h = 10.0 ** rng.uniform(-2, 2, (20, 6))
+    ours = ss.kalman_filter(g, h, ETA, np.inf)
+    mean_ref, var_ref = ss.kalman_filter_reference(g, h, ETA, np.inf)
+    assert np.isfinite(ours.var_post).all()
+    np.testing.assert_allclose(ours.var_post[0], 1 / h[0], rtol=1e-15)  # the first observation alone
+    assert _rel(ours.var_post, var_ref) <= 1e-13
+    assert _rel(ours.mean_post, mean_ref) <= 1e-12
+    no_data = ss.kalman_filter(g[:3], np.zeros((3, 6)), ETA, np.inf)
+    assert np.isinf(no_data.var_post).all()  # h = 0 keeps the prior infinite
+    with pytest.raises(ValueError, match="var0"):
+        ss.joint_kalman_filter(g, np.eye(6), ETA, np.inf)
+    joint = ss.joint_kalman_filter(g, np.stack([np.diag(r) for r in h]), ETA, np.inf, var0=1.0)
+    scalar = ss.kalman_filter(g, h, ETA, np.inf, var0=1.0)
+    assert _rel(joint.mean_post, scalar.mean_post) <= 1e-12
+
+
+def test_bad_initial_state_and_gradients_raise():
+    g, h = np.zeros((3, 2)), np.ones((3, 2))
+    with pytest.raises(ValueError, match="var0"):
+        ss.kalman_filter(g, h, ETA, SIGMA2, var0=-1.0)
+    with pytest.raises(ValueError, match="g finite"):
+        ss.kalman_filter(np.array([[0.0, np.nan], [0, 0], [0, 0]]), h, ETA, SIGMA2)
+    with pytest.raises(ValueError, match="var0"):
+        ss.joint_kalman_filter(g, np.eye(2), ETA, SIGMA2, var0=np.eye(3))
+    with pytest.raises(ValueError, match="mean0"):
+        ss.joint_kalman_filter(g, np.eye(2), ETA, SIGMA2, mean0=[0.0, np.nan])
+
+
+def test_unstable_ou_is_rejected():
+    with pytest.raises(ValueError, match="eta"):
+        ss.simulate_latent((3,), 4, 1.0, 0.2, 0)  # η² = 1 >= 2σ² = 0.4: the OU factor of Eq. 14 is negative
