@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import sympy as sp
@@ -129,3 +131,128 @@ def test_module_entry_point_is_fast_and_imports_no_heavy_packages():
     bad, seconds = out.rsplit("]", 1)
     assert bad.strip() == "["
     assert float(seconds) < 30.0
+
+
+# ---------------------------------------------------------------------------------------------- algorithm lines
+
+
+def test_algorithm_lines_checked_one_by_one():
+    from derivations.algorithms import alg1_checks, alg2_checks
+
+    assert alg1_checks() == {"m": True, "g_mean": True, "prior": True, "post": False, "mu": True, "init": False}
+    assert alg2_checks() == {
+        "m": True,
+        "v": True,
+        "g_mean": True,
+        "g2_mean": True,
+        "line11": False,
+        "line12": True,
+        "init": True,
+    }
+
+
+def _corrected_alg1():
+    from derivations.algorithms import alg1_printed
+    from derivations.core import eta, g, s2_post, s2_prior, sigma2
+
+    return alg1_printed() | {"post": 1 / (1 / s2_prior + g**2), "init": (eta, sigma2, s2_post)}
+
+
+def _corrected_alg2():
+    from derivations.algorithms import alg2_printed
+
+    p = alg2_printed()
+    return p | {"line11": 1 / p["line11"]}
+
+
+@pytest.mark.parametrize("key", ["m", "g_mean", "prior", "post", "mu"])
+def test_alg1_comparisons_can_fail(key):
+    """The corrected Alg. 1 passes every check; a slip in any one transcribed line fails exactly that check."""
+    from derivations.algorithms import alg1_checks
+    from derivations.core import eta
+
+    good = _corrected_alg1()
+    assert all(alg1_checks(good).values())
+    bad = good | {key: good[key] * (1 + eta**3)}
+    checks = alg1_checks(bad)
+    assert [k for k, ok in checks.items() if not ok] == [key]
+
+
+def test_alg1_init_check_can_fail():
+    from derivations.algorithms import alg1_checks
+    from derivations.core import eta, sigma2
+
+    assert not alg1_checks(_corrected_alg1() | {"init": (eta, sigma2)})["init"]
+
+
+@pytest.mark.parametrize("key", ["m", "v", "g_mean", "g2_mean", "line11", "line12"])
+def test_alg2_comparisons_can_fail(key):
+    from derivations.algorithms import alg2_checks
+    from derivations.core import eta
+
+    good = _corrected_alg2()
+    assert all(alg2_checks(good).values())
+    bad = good | {key: good[key] * (1 + eta**3)}
+    assert [k for k, ok in alg2_checks(bad).items() if not ok] == [key]
+
+
+# ---------------------------------------------------------------------------------------------- one source for Eq. 12
+
+
+def test_kalman_likelihood_is_the_one_derived_in_model(monkeypatch):
+    from derivations import kalman
+    from derivations.core import H, g, mu_prior, w_star
+    from derivations.model import gradient_likelihood
+
+    mean, var = gradient_likelihood()
+    assert same(mean, H * (w_star - mu_prior)) and same(var, H)
+    assert same(kalman.log_posterior_terms()["log_lik"], -((g - mean) ** 2) / (2 * var))
+    # kalman takes it from model.py (not a re-typed copy): a different likelihood changes the update
+    monkeypatch.setattr(kalman, "gradient_likelihood", lambda: (2 * H * (w_star - mu_prior), H))
+    var_post, _ = kalman.kalman_update()
+    assert not same(var_post, 1 / (1 / kalman.s2_prior + H))
+
+
+# ---------------------------------------------------------------------------------------------- ERRATA.md
+
+
+def _errata_table_rows() -> list[tuple[str, str]]:
+    """(label, equation id) of each row of ERRATA.md's table; "Alg. 1 (init)" and "Alg. 2, line 11" are lines of
+    the Alg1 / Alg2 records."""
+    text = (Path(__file__).resolve().parents[1] / "derivations" / "ERRATA.md").read_text(encoding="utf-8")
+    rows, in_table = [], False
+    for line in text.splitlines():
+        if line.startswith("| Eq. |"):
+            in_table = True
+            continue
+        if in_table and line.startswith("|---"):
+            continue
+        if in_table and not line.startswith("|"):
+            break
+        if in_table:
+            label = line.split("|")[1].strip()
+            alg = re.match(r"Alg\. (\d+)\b", label)
+            rows.append((label, f"Alg{alg.group(1)}" if alg else label))
+    return rows
+
+
+def test_errata_md_table_matches_the_erratum_records(records):
+    from derivations.algorithms import alg1_checks, alg2_checks
+
+    rows = _errata_table_rows()
+    assert rows, "no table found in derivations/ERRATA.md"
+    erratum_ids = {r.equation for r in records if r.status == "erratum"}
+    table_ids = {eq for _, eq in rows}
+    assert table_ids <= set(PAPER_ORDER), table_ids - set(PAPER_ORDER)
+    assert table_ids - erratum_ids == set(), "rows in ERRATA.md for equations that are not errata"
+    assert erratum_ids - table_ids == set(), "erratum records missing from ERRATA.md's table"
+    # sub-rows of an algorithm record name a line that its check finds wrong
+    sub_rows = {"Alg. 1": "post", "Alg. 1 (init)": "init", "Alg. 2, line 11": "line11"}
+    checks = {"Alg1": alg1_checks(), "Alg2": alg2_checks()}
+    for label, eq in rows:
+        if eq.startswith("Alg"):
+            assert label in sub_rows, f"unknown algorithm row {label!r} in ERRATA.md"
+            assert not checks[eq][sub_rows[label]], label
+    for eq, c in checks.items():
+        failing = {k for k, ok in c.items() if not ok}
+        assert failing == {sub_rows[label] for label, e in rows if e == eq}, (eq, failing)
