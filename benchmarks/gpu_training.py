@@ -121,10 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     optimizers = [canonical_optimizer(o) for o in args.optimizers]
-    steps = args.steps or (5 if args.tiny else 50)
+    if args.steps is not None and args.steps < 1:
+        parser.error(f"--steps must be >= 1, got {args.steps}")
+    if args.warmup is not None and args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    steps = args.steps if args.steps is not None else (5 if args.tiny else 50)
     warmup = args.warmup if args.warmup is not None else (2 if args.tiny else 10)
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
 
     cases: list[tuple[str, tuple[int, ...], int | None, torch.Tensor, torch.Tensor, int]] = []
     mnist = load_mnist1d()

@@ -11,12 +11,19 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from simulations.training.augment import random_crop_flip  # noqa: E402
-from simulations.training.datasets import load_cifar, load_dataset, load_digits, load_mnist1d  # noqa: E402
+from simulations.training.datasets import (  # noqa: E402
+    _standardise_channels,
+    load_cifar,
+    load_dataset,
+    load_digits,
+    load_mnist1d,
+)
 from simulations.training.models import build_model  # noqa: E402
 from simulations.training.optimizers import (  # noqa: E402
     apply_schedule,
     base_rates,
     build_optimizer,
+    drop_epoch,
     lr_factor,
 )
 
@@ -62,6 +69,9 @@ def test_cifar_loader_reads_torchvision_pickles(tmp_path, name):
     std = images.std(axis=(0, 2, 3), keepdims=True)
     np.testing.assert_allclose(ds.x_train * std + mean, images, atol=1e-5)
     assert ds.x_train[0, 1, 0, 5] == pytest.approx((all_train[0, 1024 + 5] - mean[0, 1, 0, 0]) / std[0, 1, 0, 0], 1e-5)
+    # augmentation pads with the standardised black of each channel
+    assert ds.x_train.dtype == np.float32
+    np.testing.assert_allclose(ds.pad_value, (-mean / std).ravel(), rtol=1e-6)
     # the data-set folder itself is accepted as root
     same = load_cifar(name, tmp_path / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"))
     np.testing.assert_array_equal(same.x_test, ds.x_test)
@@ -174,3 +184,107 @@ def test_schedule_divides_by_ten_at_75_percent():
     assert opt.param_groups[0]["lr"] == pytest.approx(0.01) and opt.param_groups[0]["lr_sgd"] == 0.5
     apply_schedule(opt, base, 1.0)
     assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_chunked_channel_standardisation_matches_whole_array_float64():
+    rng = np.random.default_rng(1)
+    x_train = rng.integers(0, 256, size=(7, 3, 4, 5), dtype=np.uint8)
+    x_test = rng.integers(0, 256, size=(3, 3, 4, 5), dtype=np.uint8)
+    a_train, a_test, mean, std = _standardise_channels(x_train, x_test, 255.0, chunk=2)
+    ref = x_train / 255.0
+    ref_mean, ref_std = ref.mean(axis=(0, 2, 3)), ref.std(axis=(0, 2, 3))
+    np.testing.assert_allclose(mean, ref_mean, rtol=1e-12)
+    np.testing.assert_allclose(std, ref_std, rtol=1e-12)
+    assert a_train.dtype == np.float32 and a_test.dtype == np.float32
+    expected = (x_test / 255.0 - ref_mean[None, :, None, None]) / ref_std[None, :, None, None]
+    np.testing.assert_allclose(a_test, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_subset_refuses_more_examples_than_a_split_holds():
+    ds = load_digits()
+    n_train, n_test = len(ds.y_train), len(ds.y_test)
+    assert len(ds.subset(n_train=n_train, n_test=5).y_test) == 5
+    with pytest.raises(ValueError, match=rf"n_train must be <= {n_train}.*got {n_train + 1}"):
+        ds.subset(n_train=n_train + 1)
+    with pytest.raises(ValueError, match=rf"n_test must be <= {n_test}.*got 100000"):
+        ds.subset(n_test=100_000)
+    with pytest.raises(ValueError, match="n_train must be a positive integer"):
+        ds.subset(n_train=True)
+
+
+def test_random_crop_pads_with_the_given_per_channel_fill():
+    x = torch.full((64, 3, 4, 4), 5.0)
+    fill = torch.tensor([-1.0, -2.0, -3.0])
+    out = random_crop_flip(x, torch.Generator().manual_seed(0), padding=2, fill=fill)
+    for c in range(3):
+        values = set(out[:, c].unique().tolist())
+        assert values == {5.0, fill[c].item()}  # image or that channel's fill, nothing else
+    zero = random_crop_flip(x, torch.Generator().manual_seed(0), padding=2)
+    assert torch.equal(zero == 0, out != 5.0)  # same crops; only the padding value differs
+    with pytest.raises(ValueError, match="fill"):
+        random_crop_flip(x, torch.Generator(), fill=torch.zeros(2))
+
+
+def test_every_factory_value_follows_the_paper():
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    for name, amsgrad in (("adam", False), ("amsgrad", True)):
+        opt = build_optimizer(name, p, 128)
+        assert isinstance(opt, torch.optim.Adam)
+        assert opt.defaults["lr"] == 1e-3 and opt.defaults["weight_decay"] == 5e-4  # coupled L2
+        assert opt.defaults["betas"] == (0.9, 0.999) and opt.defaults["amsgrad"] is amsgrad
+    adamw = build_optimizer("adamw", p, 128)
+    assert isinstance(adamw, torch.optim.AdamW)
+    assert adamw.defaults["lr"] == 1e-3 and adamw.defaults["weight_decay"] == 0.05  # λ / lr, bit for bit
+    from filtering.torch_adapter import AdaBayes, AdaBayesFP
+
+    for name, cls in (("adabayes", AdaBayes), ("AdaBayes-FP", AdaBayesFP)):
+        opt = build_optimizer(name, p, 96)
+        assert type(opt) is cls
+        d = opt.defaults
+        assert (d["lr"], d["lr_sgd"], d["weight_decay"], d["batch_size"]) == (1e-3, 0.1, 5e-5, 96)
+        assert d["betas"] == (0.9, 0.999)
+        d = build_optimizer(name, p, 32, lr=2e-3, weight_decay=1e-4, lr_sgd=0.5).defaults
+        assert (d["lr"], d["lr_sgd"], d["weight_decay"], d["batch_size"]) == (2e-3, 0.5, 1e-4, 32)
+
+
+def test_adamw_weight_decay_override_is_lambda_per_step():
+    p = [torch.nn.Parameter(torch.zeros(3))]
+    opt = build_optimizer("adamw", p, 128, weight_decay=5e-5)
+    assert opt.defaults["lr"] * opt.defaults["weight_decay"] == pytest.approx(5e-5, rel=1e-12)
+    opt = build_optimizer("adamw", p, 128, lr=1e-2)  # changing lr keeps the default λ
+    assert opt.defaults["lr"] * opt.defaults["weight_decay"] == pytest.approx(5e-5, rel=1e-12)
+    opt = build_optimizer("adamw", p, 128, lr=1e-2, weight_decay=2e-4)
+    assert opt.defaults["weight_decay"] == pytest.approx(2e-2, rel=1e-12)
+    # one step on a zero gradient shrinks the weights by exactly (1 - λ)
+    w = torch.nn.Parameter(torch.ones(4))
+    opt = build_optimizer("adamw", [w], 128, lr=0.3, weight_decay=1e-2)
+    w.grad = torch.zeros(4)
+    opt.step()
+    torch.testing.assert_close(w.detach(), torch.full((4,), 0.99), rtol=1e-6, atol=0)
+    with pytest.raises(ValueError, match="weight_decay"):
+        build_optimizer("adamw", p, 128, weight_decay=1.0)
+
+
+def test_schedule_never_drops_at_epoch_zero():
+    assert drop_epoch(20) == 15 and drop_epoch(200) == 150 and drop_epoch(60) == 45
+    assert drop_epoch(1) is None and lr_factor(0, 1) == 1.0  # a one-epoch run trains at the full rate
+    assert drop_epoch(4, 0.2) == 1  # int(0.8) = 0 would have dropped at once
+    assert [lr_factor(e, 4, 0.2) for e in range(4)] == [1.0, 0.1, 0.1, 0.1]
+    assert drop_epoch(10, 1.0) is None and drop_epoch(10, 0.99) == 9
+    with pytest.raises(ValueError, match="milestone"):
+        lr_factor(0, 10, milestone=0.0)
+    with pytest.raises(ValueError, match="epochs"):
+        drop_epoch(0)
+
+
+def test_gpu_benchmark_rejects_zero_steps(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_training.py"
+    spec = importlib.util.spec_from_file_location("gpu_training_bench", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(SystemExit):
+        module.main(["--device", "cpu", "--tiny", "--steps", "0"])
+    assert "--steps must be >= 1" in capsys.readouterr().err

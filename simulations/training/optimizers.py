@@ -11,16 +11,22 @@ name                    defaults
 ``adabayes_fp``         ``filtering.torch_adapter.AdaBayesFP``: same hyperparameters
 ======================  =====================================================================================
 
-``weight_decay`` given on the command line is in each optimiser's own convention (coupled L2 for SGD/Adam/
-AMSGrad, torch's ``λ / lr`` for AdamW, λ per step for AdaBayes/AdaBayesFP).
+``weight_decay`` given to :func:`build_optimizer` (``--weight-decay`` on the command line) is the coupled L2
+coefficient for SGD/Adam/AMSGrad and DESIGN's decoupled λ per step (``p <- (1 - λ) p``) for AdamW, AdaBayes and
+AdaBayesFP. For AdamW the factory passes torch ``weight_decay = λ / lr``, so λ stays what was asked for when
+``lr`` is changed too.
 
-Schedule: every learning rate is divided by 10 at 75 % of the epochs (the paper: epoch 150 of 200) by
-setting each group's ``lr`` to ``factor * initial lr``, as torch's schedulers do. For AdaBayes/AdaBayesFP the
-adapter treats ``lr = c * eta`` as a multiplier ``c`` of the whole step of Eq. 19 (σ²_post and λ), with the
-filter's η and σ² unchanged; for AdaBayes-FP that is exactly the same as dividing η and η_SGD together by 10
-(Eq. 21 is homogeneous of degree 1 in (η, σ²)). ``lr_sgd`` is therefore not scheduled. torch's AdamW likewise
-scales its decoupled decay ``lr * weight_decay`` with the schedule. The schedule is a pure function of the
-epoch, so resuming needs no scheduler state.
+Schedule: every learning rate is divided by 10 from epoch ``max(1, int(0.75 * epochs))`` on (the paper: epoch
+150 of 200; never epoch 0, so a one-epoch run trains at the full rate) by setting each group's ``lr`` to
+``factor * initial lr``, as torch's schedulers do. For AdaBayes/AdaBayesFP the adapter treats ``lr = c * eta``
+as a multiplier ``c`` of the whole step of Eq. 19, with the filter's η and σ² unchanged: the gradient step
+becomes ``c σ²_post <g>`` and the decoupled decay becomes ``p <- (1 - c λ) p``. For AdaBayes-FP the gradient
+step is then exactly the one obtained by dividing η and η_SGD together by 10 (Alg. 2's σ²_post is homogeneous
+of degree 1 in (η, σ²)); that alternative would leave λ alone, whereas the schedule also divides the decay
+by 10, as torch's AdamW does with its ``lr * weight_decay``. ``lr_sgd`` is therefore not scheduled. For
+AdaBayes (Alg. 1) the scaled step is not the same as rescaling η and η_SGD, since the filter's predict step
+depends on η and σ² separately. The schedule is a pure function of the epoch, so resuming needs no scheduler
+state.
 """
 
 from __future__ import annotations
@@ -38,15 +44,16 @@ __all__ = [
     "base_rates",
     "build_optimizer",
     "canonical_optimizer",
+    "drop_epoch",
     "lr_factor",
 ]
 
-#: paper defaults per optimiser (see the module docstring for each weight-decay convention)
+#: paper defaults per optimiser (see the module docstring for each weight-decay convention; AdamW's is λ per step)
 DEFAULTS: dict[str, dict[str, float]] = {
     "sgd": {"lr": 0.1, "weight_decay": 5e-4},
     "adam": {"lr": 1e-3, "weight_decay": 5e-4},
     "amsgrad": {"lr": 1e-3, "weight_decay": 5e-4},
-    "adamw": {"lr": 1e-3, "weight_decay": 5e-5 / 1e-3},
+    "adamw": {"lr": 1e-3, "weight_decay": 5e-5},
     "adabayes": {"lr": 1e-3, "lr_sgd": 0.1, "weight_decay": 5e-5},
     "adabayes_fp": {"lr": 1e-3, "lr_sgd": 0.1, "weight_decay": 5e-5},
 }
@@ -90,7 +97,9 @@ def build_optimizer(
     batch_size : int
         Minibatch size B (AdaBayes uses σ² = lr_sgd / B, Eq. 23).
     lr, weight_decay, lr_sgd : float, optional
-        Overrides of :data:`DEFAULTS`; ``lr_sgd`` only applies to AdaBayes and AdaBayesFP.
+        Overrides of :data:`DEFAULTS`; ``lr_sgd`` only applies to AdaBayes and AdaBayesFP. ``weight_decay`` is
+        the coupled L2 coefficient for SGD/Adam/AMSGrad and the decoupled λ per step, in [0, 1), for AdamW
+        (torch gets ``λ / lr``), AdaBayes and AdaBayesFP.
 
     Returns
     -------
@@ -113,28 +122,47 @@ def build_optimizer(
             raise ValueError(f"{arg} must be >= 0, got {hp[arg]!r}")
     if not hp["lr"] > 0.0:
         raise ValueError(f"lr must be > 0, got {hp['lr']!r}")
+    if key in ("adamw", "adabayes", "adabayes_fp") and not hp["weight_decay"] < 1.0:
+        raise ValueError(f"weight_decay (λ per step) must be in [0, 1) for {key}, got {hp['weight_decay']!r}")
     if key == "sgd":
         return torch.optim.SGD(params, lr=hp["lr"], momentum=0.9, weight_decay=hp["weight_decay"])
     if key in ("adam", "amsgrad"):
         return torch.optim.Adam(params, lr=hp["lr"], weight_decay=hp["weight_decay"], amsgrad=key == "amsgrad")
     if key == "adamw":
-        return torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"])
+        # DESIGN's λ per step is torch's lr * weight_decay
+        return torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"] / hp["lr"])
     from filtering import torch_adapter  # imported lazily: written alongside this package
 
     cls = torch_adapter.AdaBayes if key == "adabayes" else torch_adapter.AdaBayesFP
     return cls(params, lr=hp["lr"], lr_sgd=hp["lr_sgd"], batch_size=batch_size, weight_decay=hp["weight_decay"])
 
 
-def lr_factor(epoch: int, epochs: int, milestone: float = 0.75, gamma: float = 0.1) -> float:
-    """Learning-rate multiplier for 0-based ``epoch`` of ``epochs``: ``gamma`` from ``int(milestone * epochs)`` on.
+def drop_epoch(epochs: int, milestone: float = 0.75) -> int | None:
+    """0-based epoch from which the learning rate is divided, ``max(1, int(milestone * epochs))``.
 
-    With ``epochs=200`` the drop happens at epoch 150, as in the paper. ``milestone >= 1`` disables it.
+    ``None`` when there is no drop within the run: ``milestone >= 1``, or the drop would fall at or after
+    ``epochs`` (e.g. ``epochs=1``). Epoch 0 is never the drop, so no run trains entirely at the reduced rate.
     """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
     if not 0.0 < milestone:
         raise ValueError(f"milestone must be > 0, got {milestone!r}")
+    if milestone >= 1.0:
+        return None
+    first = max(1, int(milestone * epochs))
+    return first if first < epochs else None
+
+
+def lr_factor(epoch: int, epochs: int, milestone: float = 0.75, gamma: float = 0.1) -> float:
+    """Learning-rate multiplier for 0-based ``epoch`` of ``epochs``: ``gamma`` from :func:`drop_epoch` on.
+
+    With ``epochs=200`` the drop happens at epoch 150, as in the paper. ``milestone >= 1`` disables it, and
+    the drop is never at epoch 0 (``epochs=1`` or ``milestone * epochs < 1`` train at the full rate).
+    """
     if not 0.0 < gamma <= 1.0:
         raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-    return gamma if epoch >= int(milestone * epochs) and milestone < 1.0 else 1.0
+    first = drop_epoch(epochs, milestone)
+    return gamma if first is not None and epoch >= first else 1.0
 
 
 def apply_schedule(optimizer: torch.optim.Optimizer, base: list[dict[str, float]], factor: float) -> None:
