@@ -49,7 +49,7 @@ def _strip_time(history):
     return [{k: v for k, v in row.items() if k != "time_s"} for row in history]
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adabayes"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "adabayes", "adabayes_fp"])
 def test_resume_equals_uninterrupted_run(tmp_path, mnist1d, optimizer):
     """Stopping after epoch 1 and resuming replays the uninterrupted run bit for bit (across the LR drop)."""
     full = _run(tmp_path, "full", mnist1d, optimizer)
@@ -132,3 +132,58 @@ def test_tiny_cifar_run_with_resnet34_and_densenet121(tmp_path):
         )
         result = train(cfg, progress=False)
         assert np.isfinite(result.history[0]["test_loss"])
+
+
+def test_resume_with_augmentation_on_tiny_synthetic_cifar(tmp_path):
+    """Crop-and-flip batches are drawn from the per-epoch generator, so resuming replays them exactly."""
+    write_synthetic_cifar(tmp_path / "data", "cifar10", n_train=20, n_test=4)
+    cfg = TrainConfig(
+        dataset="cifar10",
+        model="cnn",
+        optimizer="adabayes",
+        epochs=2,
+        batch_size=10,
+        width=2,
+        data_dir=str(tmp_path / "data"),
+        milestone=0.5,
+    )
+    assert cfg.augment is True
+    full = train(cfg, out_dir=tmp_path / "full", progress=False)
+    train(cfg, out_dir=tmp_path / "split", stop_after=1, progress=False)
+    resumed = train(cfg, out_dir=tmp_path / "split", resume=True, progress=False)
+    assert resumed.resumed_from == 1
+    assert _strip_time(resumed.history) == _strip_time(full.history)
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_existing_run_folder_is_not_overwritten_silently(tmp_path, mnist1d):
+    _run(tmp_path, "run", mnist1d, "sgd", stop_after=1)
+    before = (tmp_path / "run" / "history.json").read_text()
+    with pytest.raises(FileExistsError, match=r"--resume.*--overwrite"):
+        _run(tmp_path, "run", mnist1d, "sgd", stop_after=1)
+    assert (tmp_path / "run" / "history.json").read_text() == before
+    again = _run(tmp_path, "run", mnist1d, "sgd", stop_after=1, overwrite=True)
+    assert again.resumed_from == 0 and len(again.history) == 1
+
+
+def test_cli_train_refuses_an_existing_run_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["train", "--dataset", "digits", "--optimizer", "adamw", "--epochs", "1", "--device", "cpu"]
+    argv += ["--n-train", "64", "--n-test", "32", "--batch-size", "32", "--width", "2", "--no-progress"]
+    argv += ["--out", str(out)]
+    assert main(argv) == 0
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        main(argv)
+    assert main([*argv, "--overwrite"]) == 0
+
+
+def test_one_epoch_run_trains_at_the_full_learning_rate(mnist1d):
+    cfg = TrainConfig(model="mlp", optimizer="sgd", epochs=1, batch_size=128, width=4)
+    assert train(cfg, dataset=mnist1d, progress=False).history[0]["lr"] == 0.1
+
+
+def test_oversized_subset_is_an_error_not_a_clamp():
+    cfg = TrainConfig(dataset="digits", optimizer="sgd", epochs=1, n_train=10_000)
+    with pytest.raises(ValueError, match="n_train must be <="):
+        train(cfg, progress=False)

@@ -65,6 +65,50 @@ def test_table_rejects_unknown_optimizer(tmp_path):
         main(["table", "--optimizers", "adagrad", "--epochs", "1", *TINY, "--out", str(tmp_path)])
 
 
+def test_table_rejects_duplicate_optimizers_and_zero_epochs(tmp_path):
+    with pytest.raises(ValueError, match="optimizers must be distinct"):
+        main(["table", "--optimizers", "sgd", "SGD", "--epochs", "1", *TINY, "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="optimizers must be distinct"):
+        main(["table", "--optimizers", "adabayes_fp", "AdaBayes-FP", "--epochs", "1", *TINY, "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="epochs"):
+        main(["table", "--optimizers", "sgd", "--epochs", "0", *TINY, "--out", str(tmp_path)])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_table_one_seed_constant_lr_header_and_parsed_command(tmp_path, capsys):
+    out = tmp_path / "one"
+    argv = ["table", "--optimizers", "sgd", "--seeds", "3", "--epochs", "1", "--milestone", "1.0", "--jobs", "1"]
+    assert main([*argv, *TINY, "--out", str(out)]) == 0
+    text = (out / "table.md").read_text()
+    assert "constant LR" in text and "LR / 10" not in text
+    assert "± n/a" in text and "± 0.00" not in text
+    record = json.loads((out / "summary.json").read_text())
+    assert record["summary"]["sgd"]["error_std"] is None
+    # the command is rebuilt from the parsed arguments (not pytest's sys.argv) and re-parses to the same run
+    import argparse
+    import shlex
+
+    from simulations.training import table
+
+    command = shlex.split(record["command"])
+    assert command[:2] == ["adabayes", "table"]
+
+    def parse(words):
+        parser = argparse.ArgumentParser()
+        table.add_arguments(parser)
+        return vars(parser.parse_args(words))
+
+    assert parse(command[2:]) == parse([*argv[1:], *TINY, "--out", str(out)])
+    assert "--seeds 3" in record["command"] and "--milestone 1.0" in record["command"]
+
+
+def test_table_header_names_the_drop_epoch_and_not_one_that_never_comes():
+    from simulations.training.optimizers import drop_epoch
+
+    assert drop_epoch(20, 0.75) == 15  # the committed table's "LR / 10 at epoch 15"
+    assert drop_epoch(1, 0.75) is None
+
+
 def test_fig3_network_records_points_near_the_fixed_point(tmp_path):
     out = tmp_path / "fig3"
     argv = ["fig3-network", "--epochs", "3", "--record-epochs", "1", "3", "--entries-per-tensor", "50"]
@@ -94,3 +138,59 @@ def test_fixed_point_deviation_is_zero_on_the_fixed_point():
     dev = fixed_point_deviation(record)
     assert dev["exact"]["median_abs_log10"] < 1e-12
     assert dev["eq21"]["q90_abs_log10"] < 0.01  # Eq. 21 drops only O(η²/σ²) terms
+
+
+def _tiny_fig3_args(tmp_path, record_epochs):
+    import argparse
+
+    from simulations.training import fig3
+
+    parser = argparse.ArgumentParser()
+    fig3.add_arguments(parser)
+    return parser.parse_args(
+        ["--epochs", "3", "--record-epochs", *map(str, record_epochs), *TINY, "--out", str(tmp_path)]
+    )
+
+
+def _fake_train(diverge_at):
+    """A stand-in for loop.train: real AdaBayes steps on one tensor, a non-finite loss at ``diverge_at``."""
+    import torch
+
+    from filtering.torch_adapter import AdaBayes
+    from simulations.training.loop import TrainResult
+
+    def fake(config, *, callbacks=(), **_):
+        w = torch.nn.Parameter(torch.ones(8))
+        opt = AdaBayes([w], batch_size=config.batch_size)
+        history = []
+        for epoch in range(1, config.epochs + 1):
+            w.grad = torch.full((8,), 0.1)
+            opt.step()
+            row = {"epoch": epoch, "test_error": 0.5, "test_loss": 1.0}
+            if epoch == diverge_at:
+                row["diverged"] = True
+            history.append(row)
+            for cb in callbacks:
+                cb(epoch, None, opt, row)
+            if row.get("diverged"):
+                break
+        return TrainResult(config, history, None, opt)
+
+    return fake
+
+
+def test_fig3_divergence_before_the_first_recorded_epoch_is_a_clear_error(tmp_path, monkeypatch):
+    from simulations.training import fig3, loop
+
+    monkeypatch.setattr(loop, "train", _fake_train(diverge_at=1))
+    with pytest.raises(RuntimeError, match=r"diverged .* at epoch 1.*first requested epoch 2"):
+        fig3.record_fig3(_tiny_fig3_args(tmp_path, [2, 3]))
+
+
+def test_fig3_lists_the_epochs_actually_recorded(tmp_path, monkeypatch, capsys):
+    from simulations.training import fig3, loop
+
+    monkeypatch.setattr(loop, "train", _fake_train(diverge_at=2))
+    arrays, last = fig3.record_fig3(_tiny_fig3_args(tmp_path, [1, 3]))
+    assert arrays["epoch"].tolist() == [1] and last["diverged"]
+    assert "[3] were not recorded" in capsys.readouterr().err

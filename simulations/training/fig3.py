@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .train_cli import add_common_arguments, set_threads
+from .train_cli import add_common_arguments, parsed_command, set_threads
 
 __all__ = ["HELP", "add_arguments", "fixed_point_deviation", "record_fig3", "run"]
 
@@ -94,10 +94,10 @@ def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[s
     bad = sorted(e for e in wanted if not 1 <= e <= config.epochs)
     if bad:
         raise ValueError(f"record_epochs must lie in [1, {config.epochs}], got {bad}")
-    holder: dict[str, Any] = {}
+    holder: dict[str, Any] = {"epochs": []}
 
     def sample(epoch: int, model: Any, optimizer: Any, row: dict[str, Any]) -> None:
-        if epoch in wanted:
+        if epoch in wanted and not row.get("diverged"):
             if "rec" not in holder:
                 holder["rec"] = LearningRateRecorder(
                     optimizer,
@@ -107,10 +107,29 @@ def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[s
                     attach=False,
                 )
             holder["rec"].record()
+            holder["epochs"].append(epoch)
 
     result = train(config, device=args.device, progress=not args.no_progress, callbacks=(sample,))
+    diverged = [row["epoch"] for row in result.history if row.get("diverged")]
+    if "rec" not in holder:
+        reason = (
+            f"training diverged (non-finite loss) at epoch {diverged[0]}"
+            if diverged
+            else f"training stopped after epoch {len(result.history)}"
+        )
+        raise RuntimeError(
+            f"fig3-network: nothing was recorded: {reason}, before the first requested epoch {min(wanted)}"
+        )
+    missed = sorted(wanted - set(holder["epochs"]))
+    if missed:
+        print(
+            f"fig3-network: epochs {missed} were not recorded (training diverged at epoch {diverged[0]})"
+            if diverged
+            else f"fig3-network: epochs {missed} were not recorded",
+            file=sys.stderr,
+        )
     arrays = holder["rec"].arrays()
-    arrays["epoch"] = np.asarray(sorted(wanted))
+    arrays["epoch"] = np.asarray(holder["epochs"])  # the epochs actually recorded
     return arrays, result.history[-1]
 
 
@@ -124,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     arrays, last = record_fig3(args)
     np.savez_compressed(out / "fig3_network.npz", **arrays)
     summary = {
-        "command": "adabayes fig3-network " + " ".join(sys.argv[2:]),
+        "command": parsed_command("fig3-network", add_arguments, args),  # what was parsed, not sys.argv
+        "recorded_epochs": arrays["epoch"].tolist(),
         "final_epoch": last,
         "deviation": fixed_point_deviation(arrays),
     }

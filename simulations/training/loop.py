@@ -24,7 +24,7 @@ from .augment import random_crop_flip
 from .datasets import CIFAR_LAYOUT, DATASETS, ArrayDataset, load_dataset
 from .models import MODELS, build_model, default_model
 from .optimizers import apply_schedule, base_rates, build_optimizer, canonical_optimizer, lr_factor
-from .records import load_checkpoint, save_checkpoint, write_history
+from .records import CHECKPOINT, HISTORY_JSON, load_checkpoint, save_checkpoint, write_history
 
 __all__ = ["EpochCallback", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
 
@@ -45,7 +45,8 @@ class TrainConfig:
     optimizer : str
         One of :data:`simulations.training.optimizers.OPTIMIZERS`.
     epochs : int
-        Total epochs; the learning rate drops 10x at ``int(milestone * epochs)``.
+        Total epochs; the learning rate drops 10x from 0-based epoch ``max(1, int(milestone * epochs))`` on
+        (:func:`~simulations.training.optimizers.drop_epoch`).
     seed : int
         Seed of initialisation, shuffling and augmentation.
     batch_size : int
@@ -163,6 +164,7 @@ def train(
     device: str | torch.device = "cpu",
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     stop_after: int | None = None,
     progress: bool = True,
     callbacks: tuple[EpochCallback, ...] = (),
@@ -182,6 +184,9 @@ def train(
     resume : bool
         Continue from ``out_dir/checkpoint.pt`` if present (its config must equal ``config``); start afresh
         if there is none.
+    overwrite : bool
+        Without ``resume``, a run directory that already holds ``checkpoint.pt`` or ``history.json`` is refused
+        (``FileExistsError``) unless ``overwrite`` is true; then it is started afresh and overwritten.
     stop_after : int, optional
         Stop once this many epochs are done in total (to split a long run into chunks); the schedule still
         uses ``config.epochs``.
@@ -200,6 +205,13 @@ def train(
 
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir (the run directory holding checkpoint.pt)")
+    if out_dir is not None and not resume and not overwrite:
+        existing = [name for name in (CHECKPOINT, HISTORY_JSON) if (Path(out_dir) / name).exists()]
+        if existing:
+            raise FileExistsError(
+                f"{out_dir} already holds a run ({', '.join(existing)}); resume it (resume=True, --resume) or "
+                "start it afresh and overwrite it (overwrite=True, --overwrite)"
+            )
     if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 1):
         raise ValueError(f"stop_after must be a positive integer or None, got {stop_after!r}")
     dev = resolve_device(device) if isinstance(device, str) else device
@@ -231,6 +243,8 @@ def train(
             history = list(saved["history"])
             start = int(saved["epoch"])
 
+    # augmentation pads with black, i.e. each channel's standardised value of intensity 0 (when known)
+    pad_value = None if data.pad_value is None else torch.tensor(data.pad_value, dtype=torch.float32, device=dev)
     x_train = torch.as_tensor(data.x_train, device=dev)
     y_train = torch.as_tensor(data.y_train, device=dev)
     x_test = torch.as_tensor(data.x_test, device=dev)
@@ -259,7 +273,7 @@ def train(
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
             xb, yb = x_train[idx], y_train[idx]
             if config.augment:
-                xb = random_crop_flip(xb, gen)
+                xb = random_crop_flip(xb, gen, fill=pad_value)
             optimizer.zero_grad(set_to_none=True)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb)

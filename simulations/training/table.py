@@ -5,7 +5,8 @@ table resumes where it stopped and a finished one is re-summarised without retra
 ``--jobs`` worker processes (one CPU thread each by default, which is fastest for the small MNIST-1D models).
 
 Table 1 of the paper reports, per optimiser, the minimal test error (%) and minimal test loss over training;
-here each is computed per seed and reported as mean ± s.d. (ddof=1) over seeds. Bold marks the best adaptive
+here each is computed per seed and reported as mean ± s.d. (ddof=1) over seeds (the s.d. is "n/a" for one
+seed). Bold marks the best adaptive
 method per column, and SGD too where it beats every adaptive method (the paper's grey cells).
 """
 
@@ -23,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from .optimizers import ADAPTIVE, DISPLAY, OPTIMIZERS, canonical_optimizer
-from .train_cli import add_common_arguments, set_threads
+from .optimizers import ADAPTIVE, DISPLAY, OPTIMIZERS, canonical_optimizer, drop_epoch
+from .train_cli import add_common_arguments, parsed_command, set_threads
 
 __all__ = ["HELP", "add_arguments", "markdown_table", "run", "run_grid", "summarise"]
 
@@ -45,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS), help="(default: all six)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 20 MNIST-1D, 200 CIFAR)")
-    parser.add_argument("--milestone", type=float, default=0.75, help="LR / 10 after this fraction of epochs")
+    parser.add_argument(
+        "--milestone", type=float, default=0.75, help="LR / 10 after this fraction of epochs (>= 1: never)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel worker processes (default: 2)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/table-DATASET-MODEL)")
     parser.add_argument("--markdown", default=None, metavar="MD", help="table path (default: DIR/table.md)")
@@ -59,7 +62,8 @@ def _train_one(config: Any, device: str, out_dir: str, threads: int | None, prog
 
     set_threads(threads)
     resume = (Path(out_dir) / CHECKPOINT).is_file()
-    result = train(config, device=device, out_dir=out_dir, resume=resume, progress=progress)
+    # a folder without checkpoint holds no resumable run (at most a log written just before an interruption)
+    result = train(config, device=device, out_dir=out_dir, resume=resume, overwrite=not resume, progress=progress)
     return [dict(row, loaded=i < result.resumed_from) for i, row in enumerate(result.history)]
 
 
@@ -107,21 +111,24 @@ def run_grid(
 
 
 def summarise(runs: dict[str, list[list[dict[str, Any]]]]) -> dict[str, dict[str, Any]]:
-    """Per optimiser: per-seed minimal test error (%) and test loss, their mean and s.d. (ddof=1), final values."""
+    """Per optimiser: per-seed minimal test error (%) and test loss, their mean and s.d. (ddof=1), final values.
+
+    With one seed there is no s.d.: ``error_std`` and ``loss_std`` are ``None``.
+    """
     summary: dict[str, dict[str, Any]] = {}
     for opt, seeds in runs.items():
         err = np.array([100.0 * np.nanmin([r["test_error"] for r in h]) if h else np.nan for h in seeds])
         loss = np.array([np.nanmin([r["test_loss"] for r in h]) if h else np.nan for h in seeds])
         final_err = np.array([100.0 * h[-1]["test_error"] if h else np.nan for h in seeds])
-        ddof = 1 if len(seeds) > 1 else 0
+        several = len(seeds) > 1
         summary[opt] = {
             "min_test_error_pct": err.tolist(),
             "min_test_loss": loss.tolist(),
             "final_test_error_pct": final_err.tolist(),
             "error_mean": float(np.mean(err)),
-            "error_std": float(np.std(err, ddof=ddof)),
+            "error_std": float(np.std(err, ddof=1)) if several else None,
             "loss_mean": float(np.mean(loss)),
-            "loss_std": float(np.std(loss, ddof=ddof)),
+            "loss_std": float(np.std(loss, ddof=1)) if several else None,
             "final_error_mean": float(np.mean(final_err)),
             "diverged": any(any(r.get("diverged") for r in h) for h in seeds),
             "epochs": [len(h) for h in seeds],
@@ -148,9 +155,13 @@ def markdown_table(summary: dict[str, dict[str, Any]], n_seeds: int) -> str:
         f"| optimizer | min test error (%), mean ± s.d. over {n_seeds} seeds | min test loss, mean ± s.d. |",
         "|---|---|---|",
     ]
+
+    def sd(value: float | None, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
     for opt, s in summary.items():
-        err = f"{s['error_mean']:.2f} ± {s['error_std']:.2f}"
-        loss = f"{s['loss_mean']:.4f} ± {s['loss_std']:.4f}"
+        err = f"{s['error_mean']:.2f} ± {sd(s['error_std'], 2)}"
+        loss = f"{s['loss_mean']:.4f} ± {sd(s['loss_std'], 4)}"
         err = f"**{err}**" if opt in bold_err else err
         loss = f"**{loss}**" if opt in bold_loss else loss
         name = DISPLAY.get(opt, opt) + (" (diverged)" if s["diverged"] else "")
@@ -164,13 +175,17 @@ def run(args: argparse.Namespace) -> int:
     from .plots import plot_curves
 
     optimizers = [canonical_optimizer(o) for o in args.optimizers]
+    if len(set(optimizers)) != len(optimizers):
+        raise ValueError(f"optimizers must be distinct (after normalising case and '-'), got {args.optimizers}")
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"seeds must be distinct, got {args.seeds}")
+    if args.epochs is not None and args.epochs < 1:
+        raise ValueError(f"epochs (--epochs) must be a positive integer, got {args.epochs!r}")
     base = TrainConfig(
         dataset=args.dataset,
         model=args.model,
         optimizer=optimizers[0],
-        epochs=args.epochs or DEFAULT_EPOCHS[args.dataset],
+        epochs=args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset],
         seed=args.seeds[0],
         batch_size=args.batch_size,
         width=args.width if args.width is not None else DEFAULT_WIDTH.get(args.dataset),
@@ -188,15 +203,17 @@ def run(args: argparse.Namespace) -> int:
     total = sum(len(h) for seeds in runs.values() for h in seeds)
     summary = summarise(runs)
     table = markdown_table(summary, len(args.seeds))
+    first = drop_epoch(base.epochs, base.milestone)
+    schedule = "constant LR" if first is None else f"LR / 10 at epoch {first}"
     header = (
         f"{base.dataset} / {base.model} (width {base.width}), {base.epochs} epochs, batch {base.batch_size}, "
-        f"LR / 10 at epoch {int(base.milestone * base.epochs)}, seeds {' '.join(map(str, args.seeds))}\n\n"
+        f"{schedule}, seeds {' '.join(map(str, args.seeds))}\n\n"
     )
     md_path = Path(args.markdown or out / "table.md")
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(header + table)
     record = {
-        "command": "adabayes table " + " ".join(sys.argv[2:]),
+        "command": parsed_command("table", add_arguments, args),  # what was parsed, not sys.argv
         "config": base.to_dict(),
         "seeds": args.seeds,
         "jobs": args.jobs,

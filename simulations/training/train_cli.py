@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .datasets import DATASETS
 from .models import MODELS
 from .optimizers import OPTIMIZERS
 
-__all__ = ["HELP", "add_arguments", "add_common_arguments", "run", "set_threads"]
+__all__ = ["HELP", "add_arguments", "add_common_arguments", "parsed_command", "run", "set_threads"]
 
 HELP = (
     "Train one network with one optimiser (paper hyperparameters, LR / 10 at 75 % of the epochs). Writes "
-    "history.json, history.csv and checkpoint.pt to --out after every epoch; --resume continues from there."
+    "history.json, history.csv and checkpoint.pt to --out after every epoch; --resume continues from there, "
+    "--overwrite starts an existing run folder afresh."
 )
 
 
@@ -44,6 +47,31 @@ def set_threads(threads: int | None) -> None:
     torch.set_num_threads(threads)
 
 
+def parsed_command(name: str, add: Callable[[argparse.ArgumentParser], None], args: argparse.Namespace) -> str:
+    """The command line equivalent to the parsed ``args`` of ``adabayes NAME`` (non-default options only).
+
+    Rebuilt from what was parsed (not from ``sys.argv``, which is not what ``main(argv)`` was given), in the
+    parser's option order; ``add`` is the subcommand's ``add_arguments``.
+    """
+    parser = argparse.ArgumentParser(add_help=False)
+    add(parser)
+    words = ["adabayes", name]
+    for action in parser._actions:
+        if not action.option_strings or not hasattr(args, action.dest):
+            continue
+        value = getattr(args, action.dest)
+        if value == action.default:
+            continue
+        flag = action.option_strings[-1]
+        if isinstance(action, argparse._StoreTrueAction):
+            words.append(flag)
+        elif isinstance(value, list | tuple):
+            words += [flag, *map(str, value)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``adabayes train``."""
     add_common_arguments(parser)
@@ -53,13 +81,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="learning rate override (AdaBayes: eta)")
     parser.add_argument("--lr-sgd", type=float, default=None, help="AdaBayes eta_SGD override (sigma2 = lr_sgd / B)")
     parser.add_argument(
-        "--weight-decay", type=float, default=None, help="weight decay override (optimiser's convention)"
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="weight decay override: coupled L2 coefficient for sgd/adam/amsgrad (default 5e-4); decoupled "
+        "lambda per step, p <- (1 - lambda) p, for adamw/adabayes/adabayes_fp (default 5e-5; adamw is given "
+        "torch weight_decay = lambda / lr, so lambda does not change with --lr)",
     )
-    parser.add_argument("--milestone", type=float, default=0.75, help="LR / 10 after this fraction of epochs")
+    parser.add_argument(
+        "--milestone", type=float, default=0.75, help="LR / 10 after this fraction of epochs (>= 1: never)"
+    )
     parser.add_argument(
         "--out", default=None, metavar="DIR", help="run directory (default: runs/DATASET-MODEL-OPT-sSEED)"
     )
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh even if DIR already holds a run (otherwise that is refused without --resume)",
+    )
     parser.add_argument("--stop-after", type=int, default=None, metavar="N", help="stop after N epochs in total")
 
 
@@ -90,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         out_dir=out,
         resume=args.resume,
+        overwrite=args.overwrite,
         stop_after=args.stop_after,
         progress=not args.no_progress,
     )
