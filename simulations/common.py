@@ -9,7 +9,16 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["add_common_arguments", "decade_table", "log_log_slope", "output_dir", "progress", "rel_err"]
+__all__ = [
+    "add_common_arguments",
+    "decade_of",
+    "decade_table",
+    "last_fraction_mean",
+    "log_log_slope",
+    "output_dir",
+    "progress",
+    "rel_err",
+]
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
@@ -37,6 +46,21 @@ def rel_err(measured: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     return np.asarray(measured, dtype=np.float64) / np.asarray(predicted, dtype=np.float64) - 1.0
 
 
+def decade_of(x: np.ndarray) -> np.ndarray:
+    """``floor(log10 x)`` as int: the decade each positive value falls in (the binning of every per-decade table)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not (x > 0).all():
+        raise ValueError("values binned by decade must be > 0")
+    return np.floor(np.log10(x)).astype(int)
+
+
+def last_fraction_mean(curve: np.ndarray, fraction: float = 0.1) -> np.ndarray:
+    """NaN-mean over the last ``fraction`` of the rows of ``curve`` (K, ...) (at least one row)."""
+    curve = np.asarray(curve, dtype=np.float64)
+    k = max(1, int(curve.shape[0] * fraction))
+    return np.nanmean(curve[-k:], axis=0)
+
+
 def decade_table(g2: np.ndarray, err: np.ndarray) -> dict[str, np.ndarray]:
     """Median and max of ``|err|`` per decade of ``g2``.
 
@@ -57,7 +81,7 @@ def decade_table(g2: np.ndarray, err: np.ndarray) -> dict[str, np.ndarray]:
         raise ValueError(f"g2 and err must be 1-D arrays of equal shape, got {g2.shape} and {err.shape}")
     if not (g2 > 0).all():
         raise ValueError("g2 must be > 0")
-    dec = np.floor(np.log10(g2)).astype(int)
+    dec = decade_of(g2)
     decades = np.unique(dec)
     count = np.array([(dec == d).sum() for d in decades])
     med = np.array([np.median(err[dec == d]) for d in decades])

@@ -1,4 +1,7 @@
-"""Subcommands of the ``adabayes`` command owned by :mod:`simulations` and :mod:`figures` (a plain dict)."""
+"""Subcommands of the ``adabayes`` command owned by :mod:`simulations` and :mod:`figures` (a plain dict).
+
+This table is the one source of each subcommand's help line: the modules set ``HELP = help_for(name)``.
+"""
 
 SUBCOMMANDS = {
     "generative": (
@@ -10,7 +13,7 @@ SUBCOMMANDS = {
         "coupled quadratic (Eqs. 6-11): every rule, Fig. 3 from a real objective, Eq. 11, OU test, tuned losses",
     ),
     "slopes": (
-        "simulations.fading",
+        "simulations.slopes",
         "log-log slope of the learning rate vs <g2> per rule (fading memory -1, AdaBayes/Adam -1/2) from saved runs",
     ),
     "factorised-vs-joint": (
@@ -19,3 +22,8 @@ SUBCOMMANDS = {
     ),
     "figures": ("figures.render", "redraw all figures from saved simulation data (npz/json)"),
 }
+
+
+def help_for(name: str) -> str:
+    """The help line of subcommand ``name``."""
+    return SUBCOMMANDS[name][1]
