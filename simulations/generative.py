@@ -5,9 +5,11 @@ N parameters share η and σ² and differ in their curvature h = H_ii, log-space
 (η² ⟨g²⟩ no longer small). The latent w*(t) follows the OU process of Eq. 14; the pseudo-observations
 ``y = h w* + sqrt(h) ε`` are drawn once and every optimiser gets ``g = y - h μ`` at its own μ (Eq. 12).
 
-Runs, per parameter and step: AdaBayes (Alg. 1), AdaBayes-FP (Alg. 2), fading memory (App. A), Adam, and
-the exact Kalman filter with known h (Eqs. 16-18, 41). After burn-in it accumulates the time averages of
-each rule's learning rate (``state.var_post``), of g², and of the z-scores ``(w* - μ_post)/σ_post``.
+Runs, per parameter and step: AdaBayes (Alg. 1), AdaBayes-FP (Alg. 2), fading memory (App. A), AdamW (Adam
+with the same decoupled decay λ as AdaBayes, Eq. 26), and the exact Kalman filter with known h (Eqs. 16-18,
+41). After burn-in it accumulates the time averages of each rule's learning rate (``state.var_post``) and of
+g², and, for the rules whose rate is a posterior variance (the Kalman filter and AdaBayes's two forms), the
+z-scores ``(w* - μ_post)/σ_post``.
 The mean decay of AdaBayes is set to Eq. 17a's ``λ = η²/(2σ²)`` (Eq. 19a) and β1 = 0 by default, so that
 AdaBayes is Alg. 1 as a filter: the exact Kalman filter with H_ii replaced by g² (Eq. 42).
 """
@@ -31,16 +33,34 @@ from filtering.fixed_point import (
 from filtering.ou import variance_predict_coefficients
 from filtering.state_space import gradient, kalman_filter, simulate_latent
 
-from .checks import Check, check_at_most, info
-from .common import add_common_arguments, decade_table, output_dir, progress, rel_err
+from .checks import Check, check_at_most, identity, info, print_checks
+from .common import add_common_arguments, decade_of, decade_table, output_dir, progress, rel_err
 from .io import save_json, save_npz
 from .jensen import iid_chi2_rate, jensen_rate
+from .registry import help_for
 
-__all__ = ["HELP", "RULES", "GenerativeConfig", "add_arguments", "run", "simulate_generative", "summarise"]
+__all__ = [
+    "HELP",
+    "POSTERIOR_RULES",
+    "REGIMES",
+    "RULES",
+    "GenerativeConfig",
+    "add_arguments",
+    "calibration_checks",
+    "regime_masks",
+    "run",
+    "simulate_generative",
+    "summarise",
+]
 
-HELP = "generative model (Eqs. 12-14): time-averaged sigma2_post vs <g2>, Eq. 21, exact fixed point, Jensen gap"
+HELP = help_for("generative")
 
-RULES = ("adabayes", "adabayes_fp", "fading", "adam", "kalman")
+RULES = ("adabayes", "adabayes_fp", "fading", "adamw", "kalman")
+# rules whose σ²_post is a posterior variance of w*, so that z = (w* - μ)/σ_post means something
+POSTERIOR_RULES = ("kalman", "adabayes", "adabayes_fp")
+# ⟨g²⟩ / (η/σ²)² boundaries of the three regimes (η/sqrt(⟨g²⟩) >= 10 σ²: SGD; <= σ²/10: Adam)
+REGIMES = {"sgd": (0.0, 1e-2), "crossover": (1e-2, 1e2), "adam": (1e2, np.inf)}
+MIN_REGION = 5  # a regional median over fewer parameters is NaN (and its check fails)
 Z_EDGES = np.linspace(-5.0, 5.0, 101)
 
 
@@ -107,14 +127,15 @@ def _make_rules(cfg: GenerativeConfig) -> dict[str, rules.UpdateRule]:
         "adabayes": rules.adabayes(cfg.eta, betas=(cfg.beta1, 0.999), weight_decay=decay, **common),
         "adabayes_fp": rules.adabayes_fp(cfg.eta, betas=(cfg.beta1, 0.999), weight_decay=decay, **common),
         "fading": rules.fading_memory(cfg.forget, beta1=cfg.beta1, weight_decay=decay, **common),
-        "adam": rules.adamw(cfg.eta, betas=(cfg.beta1, 0.999), eps=1e-8, weight_decay=decay),
+        "adamw": rules.adamw(cfg.eta, betas=(cfg.beta1, 0.999), eps=1e-8, weight_decay=decay),
     }
 
 
 class _Accumulator:
     """Per-parameter running sums after burn-in for one rule."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, posterior: bool = True) -> None:
+        self.posterior = posterior
         self.count = 0
         self.rate = np.zeros(n)
         self.precision = np.zeros(n)
@@ -125,11 +146,13 @@ class _Accumulator:
         self.in95 = np.zeros(n)
         self.hist = np.zeros(Z_EDGES.size - 1)
 
-    def add(self, rate: np.ndarray, g: np.ndarray, z: np.ndarray) -> None:
+    def add(self, rate: np.ndarray, g: np.ndarray, z: np.ndarray | None) -> None:
         self.count += 1
         self.rate += rate
         self.precision += 1.0 / rate
         self.g2 += g * g
+        if not self.posterior:
+            return
         self.z += z
         self.z2 += z * z
         az = np.abs(z)
@@ -139,10 +162,14 @@ class _Accumulator:
 
     def result(self, name: str) -> dict[str, np.ndarray]:
         c = max(self.count, 1)
-        return {
+        out = {
             f"{name}_rate": self.rate / c,
             f"{name}_precision": self.precision / c,
             f"{name}_g2": self.g2 / c,
+        }
+        if not self.posterior:
+            return out
+        return out | {
             f"{name}_zmean": self.z / c,
             f"{name}_z2": self.z2 / c,
             f"{name}_in68": self.in68 / c,
@@ -166,8 +193,9 @@ def simulate_generative(
     Returns
     -------
     dict of ndarray
-        ``h`` (N,); for each rule in :data:`RULES`: ``<rule>_rate``, ``_precision``, ``_g2``, ``_zmean``,
-        ``_z2``, ``_in68``, ``_in95`` (each (N,)) and ``_zhist`` (pooled z histogram on ``z_edges``).
+        ``h`` (N,); for each rule in :data:`RULES`: ``<rule>_rate``, ``_precision``, ``_g2`` (each (N,)); for
+        the rules in :data:`POSTERIOR_RULES` also ``_zmean``, ``_z2``, ``_in68``, ``_in95`` (each (N,)) and
+        ``_zhist`` (pooled z histogram on ``z_edges``).
     """
     cfg.validate()
     if not isinstance(rng, np.random.Generator):
@@ -178,7 +206,7 @@ def simulate_generative(
     update_rules = _make_rules(cfg)
     mu = {k: np.zeros(n) for k in update_rules}
     states = {k: r.init(mu[k]) for k, r in update_rules.items()}
-    acc = {k: _Accumulator(n) for k in RULES}
+    acc = {k: _Accumulator(n, posterior=k in POSTERIOR_RULES) for k in RULES}
     kal_mean, kal_var = np.zeros(n), np.full(n, cfg.sigma2)  # Alg. 1's initial state, t = -1
     w_last = None
     bar = progress(cfg.steps, "generative", show_progress)
@@ -205,7 +233,8 @@ def simulate_generative(
                 mu[name] = mu[name] + step
                 if record:
                     rate = states[name].var_post
-                    acc[name].add(rate, g, (w[k] - mu[name]) / np.sqrt(rate))
+                    z = (w[k] - mu[name]) / np.sqrt(rate) if acc[name].posterior else None
+                    acc[name].add(rate, g, z)
         bar.update(length)
     bar.close()
     out: dict[str, np.ndarray] = {"h": h, "z_edges": Z_EDGES, "kalman_final_rate": kal_var}
@@ -214,23 +243,77 @@ def simulate_generative(
     return out
 
 
-def _region_median(err: np.ndarray, mask: np.ndarray) -> float:
-    return float(np.median(np.abs(err[mask]))) if mask.any() else math.nan
+def _region_median(err: np.ndarray, mask: np.ndarray, min_count: int = MIN_REGION) -> float:
+    """Median of |err| over ``mask``; NaN (a failing check) when fewer than ``min_count`` parameters."""
+    return float(np.median(np.abs(err[mask]))) if mask.sum() >= min_count else math.nan
+
+
+def regime_masks(g2: np.ndarray, eta: float, sigma2: float) -> dict[str, np.ndarray]:
+    """Boolean masks of :data:`REGIMES` on ``g2`` (boundaries in units of the crossover ⟨g²⟩ = (η/σ²)²)."""
+    c = (eta / sigma2) ** 2
+    return {k: (g2 >= lo * c) & (g2 < hi * c) for k, (lo, hi) in REGIMES.items()}
+
+
+def _decade_medians(g2: np.ndarray, err: np.ndarray, mask: np.ndarray) -> dict[int, float]:
+    """Median |err| per decade of ⟨g²⟩ within ``mask`` (decades with >= MIN_REGION parameters only)."""
+    dec = decade_of(g2)
+    out = {}
+    for d in np.unique(dec[mask]):
+        sel = mask & (dec == d)
+        if sel.sum() >= MIN_REGION:
+            out[int(d)] = float(np.median(np.abs(err[sel])))
+    return out
+
+
+def _regional_checks(prefix: str, what: str, g2: np.ndarray, err: np.ndarray, region: np.ndarray, cfg) -> list[Check]:
+    """Median |err| ≤ 2 % in each regime of :data:`REGIMES` within ``region``, and per decade (max of medians)."""
+    masks = regime_masks(g2, cfg.eta, cfg.sigma2)
+    words = {
+        "sgd": "SGD regime ⟨g²⟩ < 0.01 (η/σ²)²",
+        "crossover": "crossover 0.01 (η/σ²)² <= ⟨g²⟩ < 100 (η/σ²)²",
+        "adam": "Adam regime ⟨g²⟩ >= 100 (η/σ²)²",
+    }
+    checks = []
+    for key, mask in masks.items():
+        sel = mask & region
+        lo, hi = (g2[sel].min(), g2[sel].max()) if sel.any() else (math.nan, math.nan)
+        checks.append(
+            check_at_most(
+                f"{prefix}_{key}",
+                _region_median(err, sel),
+                0.02,
+                f"median |{what} - 1| in the {words[key]}, {int(sel.sum())} parameters with ⟨g²⟩ in "
+                f"[{lo:.3g}, {hi:.3g}] (needs >= {MIN_REGION})",
+            )
+        )
+    per_dec = _decade_medians(g2, err, region)
+    worst = max(per_dec, key=per_dec.get) if per_dec else None
+    checks.append(
+        check_at_most(
+            f"{prefix}_decade_max",
+            per_dec[worst] if per_dec else math.nan,
+            0.02,
+            f"max over decades of ⟨g²⟩ of the median |{what} - 1| in the same region "
+            f"({len(per_dec)} decades with >= {MIN_REGION} parameters; worst 1e{worst})",
+        )
+    )
+    return checks
 
 
 def _first_exceed(g2: np.ndarray, err: np.ndarray, level: float, above: float, window: int = 15) -> float:
-    """Smallest ⟨g²⟩ > ``above`` from which the running median of |err| stays above ``level``."""
+    """Smallest ⟨g²⟩ > ``above`` from which the running median of |err| stays above ``level``.
+
+    The running median (``window`` points, sorted by ⟨g²⟩) counts as within tolerance where it is <= ``level``
+    or where ⟨g²⟩ <= ``above``. The answer is the ⟨g²⟩ at (last index within tolerance) + 1: ``inf`` when the
+    series ends within tolerance, the smallest ⟨g²⟩ when no point is within tolerance.
+    """
     order = np.argsort(g2)
     x, e = g2[order], np.abs(err[order])
     med = np.array([np.median(e[max(0, i - window // 2) : i + window // 2 + 1]) for i in range(e.size)])
     ok = (med <= level) | (x <= above)
-    bad = np.flatnonzero(~ok)
-    if bad.size == 0:
-        return math.inf
-    # the last point still within tolerance before the final excursion
-    last_good = np.flatnonzero(ok)
-    tail = bad[bad > (last_good.max() if last_good.size and last_good.max() < bad.max() else -1)]
-    return float(x[tail.min()]) if tail.size else float(x[bad.min()])
+    good = np.flatnonzero(ok)
+    first_bad = good[-1] + 1 if good.size else 0
+    return float(x[first_bad]) if first_bad < x.size else math.inf
 
 
 def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random.Generator) -> dict:
@@ -250,11 +333,13 @@ def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random
     err_eq21 = rel_err(rate, eq21)
     err_exact = rel_err(rate, exact)
     err_jensen = rel_err(rate, jensen)
+    # Eq. 21's two assumptions: the Taylor step of Eq. 47 and g² -> ⟨g²⟩ (Eq. 45), each costing <= 1 %
     valid = (np.abs(taylor_err) <= 0.01) & (np.abs(jensen_gap_pred) <= 0.01)
     validity = eq21_validity_range(eta, s2, 0.02) or (math.nan, math.nan)
 
-    fp_err = rel_err(data["adabayes_fp_rate"], 1.0 / approx_precision(data["adabayes_fp_g2"], eta, s2))
-    fp_valid = np.abs(eq21_relative_error(data["adabayes_fp_g2"], eta, s2)) <= 0.02
+    fp_g2 = data["adabayes_fp_g2"]
+    fp_err = rel_err(data["adabayes_fp_rate"], 1.0 / approx_precision(fp_g2, eta, s2))
+    fp_valid = np.abs(eq21_relative_error(fp_g2, eta, s2)) <= 0.02
     kal_star = 1.0 / exact_precision(data["h"], eta, s2)
     kal_exact_err = rel_err(data["kalman_final_rate"], kal_star)
     # linearised geometric convergence from σ²_post = σ² at t = -1: |error(T)| <= |σ²/σ²* - 1| φ'(λ*)^T
@@ -264,10 +349,19 @@ def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random
     kal_tol = float(np.max(2.0 * np.abs(s2 / kal_star - 1.0) * contraction**cfg.steps)) + 1e-12
     kal_eq21_err = rel_err(data["kalman_rate"], 1.0 / approx_precision(data["h"], eta, s2))
     kal_valid = np.abs(eq21_relative_error(data["h"], eta, s2)) <= 0.01
-    fade_star = fading_memory_variance(data["fading_g2"], cfg.forget)  # Eq. 31
+
+    # Eq. 31 (fading memory): σ²_post = 1/P with P an exponential average of g² over ~1/λ_f steps, and the time
+    # average of 1/P equals λ_f/⟨g²⟩ only when (a) the start 1/σ² has been forgotten by burn-in and (b) g² is
+    # dominated by the observation noise h ε² (independent from step to step), so that P has small relative
+    # fluctuations. Where the tracking error h²(w* - μ)² dominates g² (⟨g²⟩/h well above 1), g² is correlated
+    # over longer than 1/λ_f steps, P fluctuates by O(1) and E[1/P] > 1/E[P] (Jensen). Region: (a) and
+    # ⟨g²⟩/h <= 1.1 (the tracking-error term at most 10 % of ⟨g²⟩), stated before looking at the errors.
+    fade_g2 = data["fading_g2"]
+    fade_star = fading_memory_variance(fade_g2, cfg.forget)  # Eq. 31
     fade_err = rel_err(data["fading_rate"], fade_star)
-    # the fading-memory precision forgets its start 1/σ² only geometrically, (1 - λ_f)^t
     fade_converged = (1.0 - cfg.forget) ** cfg.burn_in / s2 <= 1e-3 / fade_star
+    fade_noise_dominated = fade_g2 / data["h"] <= 1.1
+    fade_region = fade_converged & fade_noise_dominated
 
     # smooth curves over the measured range
     grid = np.logspace(np.log10(g2.min()), np.log10(g2.max()), 200)
@@ -282,27 +376,33 @@ def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random
         "adabayes_vs_eq21": decade_table(g2, err_eq21),
         "adabayes_vs_exact": decade_table(g2, err_exact),
         "adabayes_vs_jensen": decade_table(g2, err_jensen),
-        "adabayes_fp_vs_eq21": decade_table(data["adabayes_fp_g2"], fp_err),
+        "adabayes_fp_vs_eq21": decade_table(fp_g2, fp_err),
         "kalman_vs_eq21_at_h": decade_table(data["h"], kal_eq21_err),
-        "fading_vs_eq31": decade_table(data["fading_g2"], fade_err),
+        "fading_vs_eq31": decade_table(fade_g2, fade_err),
     }
     break_2 = _first_exceed(g2, err_eq21, 0.02, crossover)
     break_10 = _first_exceed(g2, err_eq21, 0.10, crossover)
+    fade_break_10 = _first_exceed(fade_g2, fade_err, 0.10, 0.0)
     decades = float(np.log10(data["kalman_g2"].max() / data["kalman_g2"].min()))
+    adam_valid = regime_masks(g2, eta, s2)["adam"] & valid
     checks: list[Check] = [
-        Check(
+        identity(
             "generative/g2_decades",
             decades,
-            ">= 8",
+            ">= 8 (by construction)",
             decades >= 8,
-            "decades of ⟨g²⟩ spanned (exact filter's own gradients)",
+            f"decades of ⟨g²⟩ spanned (exact filter's own gradients): a design property, h spans "
+            f"{cfg.log10_h[1] - cfg.log10_h[0]:g} decades",
         ),
         check_at_most(
             "generative/adabayes_vs_eq21_median_valid",
             _region_median(err_eq21, valid),
             0.02,
             "median |σ²_post(Alg. 1, time avg) / Eq. 21(⟨g²⟩) - 1| where Eq. 21's Taylor step and g²→⟨g²⟩ "
-            "each cost <= 1 %",
+            f"each cost <= 1 % ({int(valid.sum())} parameters, all regimes pooled: mostly SGD regime)",
+        ),
+        *_regional_checks(
+            "generative/adabayes_vs_eq21", "σ²_post(Alg. 1) / Eq. 21(⟨g²⟩)", g2, err_eq21, valid, cfg
         ),
         check_at_most(
             "generative/adabayes_vs_jensen_median",
@@ -314,7 +414,10 @@ def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random
             "generative/adabayes_fp_vs_eq21_median",
             _region_median(fp_err, fp_valid),
             0.02,
-            "median |σ²_post(Alg. 2, time avg) / Eq. 21(⟨g²⟩) - 1| where Eq. 21 is within 2 % of exact",
+            "median |σ²_post(Alg. 2, time avg) / Eq. 21(⟨g²⟩) - 1| where Eq. 21 is within 2 % of exact, pooled",
+        ),
+        *_regional_checks(
+            "generative/adabayes_fp_vs_eq21", "σ²_post(Alg. 2) / Eq. 21(⟨g²⟩)", fp_g2, fp_err, fp_valid, cfg
         ),
         check_at_most(
             "generative/kalman_vs_exact_max",
@@ -324,22 +427,48 @@ def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random
             "linearised convergence 2|σ²/σ²* - 1| φ'^T",
         ),
         check_at_most(
-            "generative/kalman_vs_eq21_median_valid",
-            _region_median(kal_eq21_err, kal_valid),
+            "generative/fading_vs_eq31_median",
+            _region_median(fade_err, fade_region),
             0.02,
-            "median |σ²_post(exact Kalman) / Eq. 21(h) - 1| where Eq. 21 is within 1 % of exact",
+            f"median |σ²_post(fading memory) / (λ_f/⟨g²⟩) - 1| (Eq. 31) over the {int(fade_region.sum())} of "
+            f"{fade_region.size} parameters where its assumptions hold: start 1/σ² decayed by burn-in and g² "
+            "dominated by observation noise (⟨g²⟩/h <= 1.1)",
         ),
         check_at_most(
-            "generative/fading_vs_eq31_median",
-            _region_median(fade_err, fade_converged),
+            "generative/fading_vs_eq31_decade_max",
+            max(_decade_medians(fade_g2, fade_err, fade_region).values(), default=math.nan),
             0.02,
-            f"median |σ²_post(fading memory) / (λ_f/⟨g²⟩) - 1| (Eq. 31) over the {int(fade_converged.sum())} "
-            f"of {fade_converged.size} parameters whose start 1/σ² has decayed by burn-in",
+            f"max over decades of ⟨g²⟩ of the median of the same ratio in the same region (>= {MIN_REGION} per decade)",
+        ),
+        info(
+            "generative/fading_vs_eq31_median_outside",
+            float(np.median(np.abs(fade_err[~fade_region]))) if (~fade_region).any() else math.nan,
+            f"median of the same ratio over the {int((~fade_region).sum())} parameters outside that region "
+            f"(⟨g²⟩/h > 1.1: the tracking error dominates g²; ⟨g²⟩ from {fade_g2[~fade_region].min():.3g})"
+            if (~fade_region).any()
+            else "no parameter outside the region",
+        ),
+        info(
+            "generative/fading_eq31_breaks_10pct_g2",
+            fade_break_10,
+            "⟨g²⟩ above which fading memory's σ²_post stays > 10 % from Eq. 31 (running median)",
+        ),
+        info(
+            "generative/kalman_vs_eq21_median_valid",
+            _region_median(kal_eq21_err, kal_valid),
+            "median |σ²_post(exact Kalman) / Eq. 21(h) - 1| where Eq. 21 is within 1 % of exact: follows from "
+            "kalman_vs_exact_max and that region's definition, not an independent result",
         ),
         info(
             "generative/adabayes_vs_eq21_max_valid",
             float(np.max(np.abs(err_eq21[valid]))) if valid.any() else math.nan,
-            "max of the same ratio in the same region",
+            "max of the same ratio where Eq. 21's assumptions hold",
+        ),
+        info(
+            "generative/adabayes_vs_eq21_adam_valid_upper_g2",
+            float(g2[adam_valid].max()) if adam_valid.any() else math.nan,
+            "largest ⟨g²⟩ where Eq. 21's assumptions hold in the Adam regime (the Jensen gap 0.75 η√⟨g²⟩ reaches "
+            "1 % near ⟨g²⟩ = 178 at η = 1e-3)",
         ),
         info(
             "generative/adabayes_vs_iid_chi2_median",
@@ -380,12 +509,15 @@ def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random
         "gap_measured": gap_measured,
         "gap_predicted": jensen_gap_pred,
         "valid": valid,
+        "fading_region": fade_region,
     }
     summary = {
         "crossover_g2": crossover,
         "eq21_validity_2pct": validity,
         "eq21_breaks_2pct_g2": break_2,
         "eq21_breaks_10pct_g2": break_10,
+        "fading_eq31_breaks_10pct_g2": fade_break_10,
+        "valid_decade_medians": {str(k): v for k, v in _decade_medians(g2, err_eq21, valid).items()},
     }
     return {"curves": curves, "tables": tables, "summary": summary, "checks": checks}
 
@@ -403,10 +535,9 @@ def calibration_checks(data: dict[str, np.ndarray], cfg: GenerativeConfig) -> tu
             "cover68": float(np.mean(data[f"{name}_in68"])),
             "cover95": float(np.mean(data[f"{name}_in95"])),
         }
-        g2 = data[f"{name}_g2"]
-        dec = np.floor(np.log10(g2)).astype(int)
+        dec = decade_of(data[f"{name}_g2"])
         z2 = data[f"{name}_z2"]
-        stats[name]["z_var_by_decade"] = {int(d): float(np.mean(z2[dec == d])) for d in np.unique(dec)}
+        stats[name]["mean_z2_by_decade"] = {int(d): float(np.mean(z2[dec == d])) for d in np.unique(dec)}
     k, a = stats["kalman"], stats["adabayes"]
     n = data["kalman_zmean"].size
 
@@ -453,7 +584,7 @@ def calibration_checks(data: dict[str, np.ndarray], cfg: GenerativeConfig) -> tu
     return stats, checks
 
 
-def error_map(eta: float, n_g2: int = 241, n_sigma2: int = 121) -> dict[str, np.ndarray]:
+def error_map(eta: float, n_g2: int = 400, n_sigma2: int = 160) -> dict[str, np.ndarray]:
     """Relative error of Eq. 21 against the exact fixed point over (⟨g²⟩, σ²) at fixed η, for the error-map figure.
 
     Returns ``map_g2`` (n_g2,), ``map_sigma2`` (n_sigma2,) and ``map_err`` (n_sigma2, n_g2) =
@@ -516,7 +647,4 @@ def run(args: argparse.Namespace) -> int:
         out / "calibration.json",
         {"config": asdict(cfg), "seed": args.seed, "stats": calib, "checks": [c.to_dict() for c in calib_checks]},
     )
-    failed = [c for c in result["checks"] + calib_checks if c.passed is False]
-    for c in result["checks"] + calib_checks:
-        print(f"{c.name}: {c.value:.4g} ({c.bound}) {'' if c.passed is None else ('ok' if c.passed else 'FAIL')}")
-    return 1 if failed else 0
+    return print_checks(result["checks"] + calib_checks)
