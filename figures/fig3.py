@@ -1,7 +1,8 @@
 """Fig. 3-style plots: per-parameter learning rate σ²_post against the Adam learning rate η/sqrt(⟨g²⟩).
 
 Reads ``generative.npz/.json`` or ``quadratic.npz/.json`` written by :mod:`simulations`; computes nothing
-but the axis transform x = η/sqrt(⟨g²⟩). Lines: Eq. 21 (green), the exact fixed point (black dashed),
+but the axis transform x = η/sqrt(⟨g²⟩). Points: black (first rule), grey (second). Lines: Eq. 21 (green), the
+exact fixed point (brown dashed),
 the second-order Jensen estimate for noisy g² (red dotted), the SGD limit σ² (Eq. 22, orange), the Adam
 limit x (Eq. 24, blue) and x = σ² (purple, where the two limits cross).
 """
@@ -14,7 +15,7 @@ import numpy as np
 
 from simulations.io import load_json, load_npz
 
-from .style import COLORS, RULE_COLORS, RULE_LABELS, new_figure, save
+from .style import COLORS, RULE_LABELS, new_figure, save
 
 __all__ = ["draw_fig3", "render_generative", "render_quadratic"]
 
@@ -45,7 +46,7 @@ def draw_fig3(
             y_points[name],
             s=7 if k == 0 else 5,
             alpha=0.7 if k == 0 else 0.45,
-            color=RULE_COLORS.get(name, COLORS["points"]),
+            color=COLORS["points"] if k == 0 else COLORS["points_2"],
             label=RULE_LABELS.get(name, name) + " (points)",
             zorder=3 if k == 0 else 2,
             linewidths=0,

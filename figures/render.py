@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from simulations.registry import help_for
 
 __all__ = ["FIGURES", "HELP", "add_arguments", "render_all", "run"]
 
-HELP = "redraw all figures from saved simulation data (npz/json); no simulation is run"
+HELP = help_for("figures")
 
 
 def _fig3_generative(data: Path, out: Path) -> Path:
@@ -63,8 +65,15 @@ FIGURES: dict[str, tuple[tuple[str, ...], Callable[[Path, Path], Path]]] = {
 }
 
 
-def render_all(data_dir: str | Path, out_dir: str | Path) -> dict[str, Path | str]:
-    """Render every figure whose inputs exist.
+def render_all(
+    data_dir: str | Path, out_dir: str | Path, only: Sequence[str] | None = None
+) -> dict[str, Path | str]:
+    """Render every figure (or those named in ``only``) whose inputs exist.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``data_dir`` is not a directory (nothing is created then).
 
     Returns
     -------
@@ -72,9 +81,16 @@ def render_all(data_dir: str | Path, out_dir: str | Path) -> dict[str, Path | st
         figure name -> output path, or an error string (``"missing: ..."`` or the exception).
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data directory {str(data_dir)!r} does not exist (run a simulation first)")
+    unknown = sorted(set(only or ()) - set(FIGURES))
+    if unknown:
+        raise ValueError(f"only: unknown figure(s) {unknown}; choose from {list(FIGURES)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Path | str] = {}
     for name, (inputs, renderer) in FIGURES.items():
+        if only is not None and name not in only:
+            continue
         missing = [f for f in inputs if not (data_dir / f).exists()]
         if missing:
             results[name] = "missing: " + ", ".join(missing)
@@ -94,9 +110,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render and list the figures; non-zero exit if one failed."""
+    """Render and list the figures; exit 2 if the data directory is missing, 1 if a figure failed or none drawn."""
+    if not Path(args.data).is_dir():
+        print(f"adabayes figures: --data {args.data!r} is not a directory", file=sys.stderr)
+        return 2
     out = Path(args.out) if args.out else Path(args.data).parent / "figures"
     results = render_all(args.data, out)
     for name, res in results.items():
         print(f"{name}: {res}")
+    if not any(isinstance(r, Path) for r in results.values()):
+        print(f"adabayes figures: no figure drawn: no simulation output in {args.data!r}", file=sys.stderr)
+        return 1
     return 1 if any(isinstance(r, str) and r.startswith("error") for r in results.values()) else 0

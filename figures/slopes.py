@@ -22,6 +22,8 @@ def _panel(ax, rates: dict[str, tuple[np.ndarray, np.ndarray]], fits: dict, titl
         label = RULE_LABELS.get(rule, rule)
         if f is not None and np.isfinite(f["slope"]):
             label += f": slope {f['slope']:.3f} ± {f['stderr']:.3f} (theory {f['theory']:g})"
+        if rule == "sgd":
+            label += rf" (rate $\sigma^2$ = {float(np.median(rate)):.2g}: lr_sgd = 1e-3, not the paper's 0.1)"
         ax.scatter(g2, rate, s=4, color=color, alpha=0.5, linewidths=0, label=label)
         if f is not None and np.isfinite(f["slope"]):
             x = np.array([lo, hi])
@@ -41,7 +43,7 @@ def render(data_dir: str | Path, out_path: str | Path) -> Path:
     panels = []
     if "generative" in slopes:
         g = load_npz(data_dir / "generative.npz")
-        rules = ("adabayes", "adabayes_fp", "adam", "fading")
+        rules = ("adabayes", "adabayes_fp", "adamw", "fading")
         panels.append(({r: (g[f"{r}_g2"], g[f"{r}_rate"]) for r in rules}, slopes["generative"], "Generative model"))
     if "quadratic" in slopes:
         q = load_npz(data_dir / "quadratic.npz")

@@ -13,12 +13,13 @@ __all__ = ["COLORS", "RULE_COLORS", "RULE_LABELS", "new_figure", "plt", "save"]
 
 COLORS = {
     "eq21": "tab:green",
-    "exact": "black",
+    "exact": "tab:brown",
     "jensen": "tab:red",
     "sgd": "tab:orange",
     "adam": "tab:blue",
     "sigma2": "tab:purple",
-    "points": "0.35",
+    "points": "black",  # measured per-parameter points: never the colour of a theory curve
+    "points_2": "0.55",
 }
 RULE_COLORS = {
     "adabayes": "tab:green",
