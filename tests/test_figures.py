@@ -12,7 +12,7 @@ def _fake_generative(d):
     n = 50
     h = np.logspace(-3, 4, n)
     arrays = {"h": h, "z_edges": np.linspace(-5, 5, 101), "kalman_final_rate": 1 / (1e3 + np.sqrt(h) * 1e3)}
-    for r in ("adabayes", "adabayes_fp", "fading", "adam", "kalman"):
+    for r in ("adabayes", "adabayes_fp", "fading", "adamw", "kalman"):
         arrays[f"{r}_g2"] = h
         arrays[f"{r}_rate"] = 1 / (5e2 + np.sqrt(5e5**2 / 1e6 + h * 1e6))
         arrays[f"{r}_zhist"] = np.exp(-0.5 * np.linspace(-5, 5, 100) ** 2) * 1000
@@ -40,6 +40,66 @@ def test_render_all_draws_available_figures_and_reports_missing(tmp_path):
         assert out[name].exists() and out[name].stat().st_size > 10_000, name
     assert str(out["fig3_quadratic"]).startswith("missing")
     assert set(out) == set(FIGURES)
+
+
+def test_fig3_artists_follow_the_data():
+    from matplotlib.colors import to_rgba
+
+    from figures.fig3 import draw_fig3
+    from figures.style import COLORS, new_figure, plt
+
+    g2 = np.logspace(-2, 4, 37)
+    rate = 1 / (5e2 + np.sqrt(2.5e5 + g2 * 1e6))
+    curves = {"grid_g2": np.logspace(-2, 4, 20), "grid_eq21": np.full(20, 1e-3), "grid_exact": np.full(20, 1e-3)}
+    fig, ax = new_figure()
+    draw_fig3(ax, {"adabayes": 1e-3 / np.sqrt(g2)}, {"adabayes": rate}, curves, 1e-3, 1e-3, "t")
+    (points,) = ax.collections
+    assert points.get_offsets().shape == (37, 2)
+    np.testing.assert_allclose(points.get_offsets()[:, 1], rate)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "Eq. 21 fixed point" in labels and "exact fixed point" in labels
+    eq21 = next(line for line in ax.get_lines() if line.get_label() == "Eq. 21 fixed point")
+    assert eq21.get_xydata().shape == (20, 2)
+    # points must not share the colour of the Eq. 21 curve (or any theory line)
+    point_rgba = tuple(points.get_facecolor()[0][:3])
+    assert all(to_rgba(line.get_color())[:3] != point_rgba for line in ax.get_lines())
+    assert to_rgba(COLORS["points"])[:3] == point_rgba
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert "eta" in ax.get_xlabel() and "sigma" in ax.get_ylabel()
+    plt.close(fig)
+
+
+def test_slopes_panel_draws_one_point_set_and_fit_line_per_rule():
+    from figures.slopes import _panel
+    from figures.style import new_figure, plt
+
+    g2 = np.logspace(0, 4, 50)
+    fits = {
+        "adamw": {"window": (100, 1600), "slope": -0.5, "stderr": 0.01, "intercept": -3.0, "theory": -0.5},
+        "sgd": {"window": (100, 1600), "slope": float("nan"), "stderr": float("nan"), "intercept": 0, "theory": 0},
+    }
+    fig, ax = new_figure()
+    _panel(ax, {"adamw": (g2, 1e-3 / np.sqrt(g2)), "sgd": (g2, np.full(50, 1e-5))}, fits, "t")
+    assert [c.get_offsets().shape[0] for c in ax.collections] == [50, 50]  # one point set per rule
+    assert len(ax.get_lines()) == 1  # only the finite fit is drawn
+    assert any("not the paper's" in t.get_text() for t in ax.get_legend().get_texts())
+    plt.close(fig)
+
+
+def test_figures_command_errors_on_missing_data(tmp_path):
+    import argparse
+
+    import pytest
+
+    from figures import render
+
+    with pytest.raises(FileNotFoundError):
+        render_all(tmp_path / "nope", tmp_path / "figs")
+    assert not (tmp_path / "figs").exists()
+    args = argparse.Namespace(data=str(tmp_path / "nope"), out=None)
+    assert render.run(args) == 2 and not (tmp_path / "figures").exists()
+    (tmp_path / "empty").mkdir()
+    assert render.run(argparse.Namespace(data=str(tmp_path / "empty"), out=str(tmp_path / "f"))) == 1
 
 
 def test_broken_input_is_an_error_string_not_an_exception(tmp_path):
