@@ -21,7 +21,7 @@ def render(data_dir: str | Path, out_path: str | Path) -> Path:
     fig, ax = new_figure(width=6.6, height=4.8)
     mesh = ax.pcolormesh(g2, s2, np.clip(err, 1e-6, 1.0), norm=LogNorm(1e-6, 1.0), cmap="viridis", shading="auto")
     cs = ax.contour(g2, s2, err, levels=[0.01, 0.02, 0.1], colors=["cyan", "orange", "red"], linewidths=1.3)
-    ax.clabel(cs, fmt={0.01: "1 %", 0.02: "2 %", 0.1: "10 %"}, fontsize=8)
+    ax.clabel(cs, fmt={0.01: "1 %", 0.02: "2 %", 0.1: "10 %"}, fontsize=8, inline=False)
     ax.plot(
         g2,
         eta / np.sqrt(g2),

@@ -65,9 +65,7 @@ FIGURES: dict[str, tuple[tuple[str, ...], Callable[[Path, Path], Path]]] = {
 }
 
 
-def render_all(
-    data_dir: str | Path, out_dir: str | Path, only: Sequence[str] | None = None
-) -> dict[str, Path | str]:
+def render_all(data_dir: str | Path, out_dir: str | Path, only: Sequence[str] | None = None) -> dict[str, Path | str]:
     """Render every figure (or those named in ``only``) whose inputs exist.
 
     Raises

@@ -401,9 +401,7 @@ def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random
             "median |σ²_post(Alg. 1, time avg) / Eq. 21(⟨g²⟩) - 1| where Eq. 21's Taylor step and g²→⟨g²⟩ "
             f"each cost <= 1 % ({int(valid.sum())} parameters, all regimes pooled: mostly SGD regime)",
         ),
-        *_regional_checks(
-            "generative/adabayes_vs_eq21", "σ²_post(Alg. 1) / Eq. 21(⟨g²⟩)", g2, err_eq21, valid, cfg
-        ),
+        *_regional_checks("generative/adabayes_vs_eq21", "σ²_post(Alg. 1) / Eq. 21(⟨g²⟩)", g2, err_eq21, valid, cfg),
         check_at_most(
             "generative/adabayes_vs_jensen_median",
             _region_median(err_jensen, jensen_region),
