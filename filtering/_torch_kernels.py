@@ -20,6 +20,7 @@ whose ε is replaced by the prior term; ``k = 0`` (``lr_sgd = inf``) is AdamW wi
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import NamedTuple
 
 import torch
@@ -128,19 +129,13 @@ def fp_single(params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: l
 
 
 def ab_single(
-    params: list[Tensor],
-    grads: list[Tensor],
-    ms: list[Tensor],
-    vs: list[Tensor] | None,
-    vars_: list[Tensor],
-    s: ABScalars,
+    params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: list[Tensor], vars_: list[Tensor], s: ABScalars
 ) -> None:
-    """AdaBayes step, one tensor at a time; ``vs`` is None when ⟨g²⟩ is not tracked."""
-    for i, (p, g, m, var) in enumerate(zip(params, grads, ms, vars_, strict=True)):
+    """AdaBayes step, one tensor at a time (``vs``: the ⟨g²⟩ EMA, recorded only; ``vars_``: σ²_post)."""
+    for p, g, m, v, var in zip(params, grads, ms, vs, vars_, strict=True):
         g = g.to(m.dtype)
         m.lerp_(g, s.w1)  # Eq. 2
-        if vs is not None:
-            vs[i].mul_(s.beta2).addcmul_(g, g, value=s.w2)  # Eq. 4 (recorded, not used by Alg. 1)
+        v.mul_(s.beta2).addcmul_(g, g, value=s.w2)  # Eq. 4 (recorded, not used by Alg. 1)
         if s.factor != 1.0:
             var.mul_(s.factor)  # Eq. 17b
         var.add_(s.noise).reciprocal_().addcmul_(g, g, value=s.b2).reciprocal_()  # Eqs. 17b, 18a
@@ -201,19 +196,13 @@ def fp_foreach(params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: 
 
 
 def ab_foreach(
-    params: list[Tensor],
-    grads: list[Tensor],
-    ms: list[Tensor],
-    vs: list[Tensor] | None,
-    vars_: list[Tensor],
-    s: ABScalars,
+    params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: list[Tensor], vars_: list[Tensor], s: ABScalars
 ) -> None:
     """AdaBayes step with ``torch._foreach_*`` ops; the same arithmetic as :func:`ab_single`."""
     grads = _foreach_grads(grads, ms[0].dtype)
     torch._foreach_lerp_(ms, grads, s.w1)  # Eq. 2
-    if vs is not None:
-        torch._foreach_mul_(vs, s.beta2)
-        torch._foreach_addcmul_(vs, grads, grads, value=s.w2)  # Eq. 4
+    torch._foreach_mul_(vs, s.beta2)
+    torch._foreach_addcmul_(vs, grads, grads, value=s.w2)  # Eq. 4
     if s.factor != 1.0:
         torch._foreach_mul_(vars_, s.factor)  # Eq. 17b
     torch._foreach_add_(vars_, s.noise)  # Eq. 17b
@@ -227,6 +216,13 @@ def ab_foreach(
 # --------------------------------------------------------------------------------------------------------------
 # fused: one torch.compile-d function per algorithm; scalars travel as a 1-D tensor so that a new step (new bias
 # corrections) or a scheduled lr does not recompile. Each tensor's update is one elementwise kernel.
+#
+# The compiled code is specialised on the bucket's tensor count, shapes, strides and dtypes, and torch._dynamo keeps
+# at most ``torch._dynamo.config.recompile_limit`` (8) specialisations per function, shared by every optimiser in
+# the process. Many groups of different shapes, or params whose grad is sometimes None (the bucket changes from step
+# to step), exceed it; with fullgraph=True dynamo then raises instead of compiling. Buckets that hit the limit run
+# the foreach kernel instead (same numbers up to rounding), with one warning per process; buckets already compiled
+# keep their compiled code.
 
 
 def _fp_multi(params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: list[Tensor], sc: Tensor) -> None:
@@ -236,7 +232,8 @@ def _fp_multi(params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: l
         m_new = m + w1 * (g - m)  # Eq. 2
         v_new = beta2 * v + w2 * (g * g)  # Eq. 4
         den = torch.clamp_min(torch.sqrt(v_new + k2bc2) + kbc, tiny)  # Eq. 21
-        p_new = decay * p.to(m.dtype) + scale * (m_new / den)  # Eq. 19
+        p_dec = decay * p.to(m.dtype)  # Eq. 19a
+        p_new = torch.where(scale != 0.0, p_dec + scale * (m_new / den), p_dec)  # Eq. 19b; c = 0: p alone
         m.copy_(m_new)
         v.copy_(v_new)
         p.copy_(p_new)
@@ -246,15 +243,17 @@ def _ab_multi(
     params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: list[Tensor], vars_: list[Tensor], sc: Tensor
 ) -> None:
     w1, beta2, w2, factor, noise, b2, rate_max, decay, scale = sc.unbind()
-    for i, (p, g, m, var) in enumerate(zip(params, grads, ms, vars_, strict=True)):
+    for p, g, m, v, var in zip(params, grads, ms, vs, vars_, strict=True):
         g = g.to(m.dtype)
         m_new = m + w1 * (g - m)  # Eq. 2
+        v_new = beta2 * v + w2 * (g * g)  # Eq. 4 (recorded, not used by Alg. 1)
         var_prior = factor * var + noise  # Eq. 17b
         var_post = 1.0 / (1.0 / var_prior + b2 * (g * g))  # Eq. 18a
-        p_new = decay * p.to(m.dtype) + scale * (m_new * torch.clamp_max(var_post, rate_max))  # Eq. 19
-        if vs:
-            vs[i].copy_(beta2 * vs[i] + w2 * (g * g))  # Eq. 4
+        p_dec = decay * p.to(m.dtype)  # Eq. 19a
+        # Eq. 19b; c = 0 (lr scheduled to 0) leaves p alone even if m σ²_post overflowed (0 * inf = NaN)
+        p_new = torch.where(scale != 0.0, p_dec + scale * (m_new * torch.clamp_max(var_post, rate_max)), p_dec)
         m.copy_(m_new)
+        v.copy_(v_new)
         var.copy_(var_post)
         p.copy_(p_new)
 
@@ -265,26 +264,68 @@ def _compiled(name: str):
     return torch.compile(fn, fullgraph=True, dynamic=False)
 
 
+def _recompile_limit_errors() -> tuple[type[BaseException], ...]:
+    """The exception(s) torch._dynamo raises under ``fullgraph=True`` when a function's recompile limit is hit."""
+    import torch._dynamo.exc as dynamo_exc
+
+    names = ("FailOnRecompileLimitHit", "FailOnCacheLimitHit")  # the latter: older torch releases
+    return tuple(getattr(dynamo_exc, n) for n in names if hasattr(dynamo_exc, n))
+
+
+_warned_recompile_limit = False
+_past_limit: dict[str, set[tuple]] = {"fp": set(), "ab": set()}  # bucket signatures dynamo refused to compile
+
+
+def _signature(lists: tuple[list[Tensor], ...]) -> tuple:
+    """What the compiled code is specialised on, per tensor (a miss only costs one more refused compile)."""
+    return tuple((t.shape, t.stride(), t.dtype, t.device) for ts in lists for t in ts)
+
+
+def _run_compiled(name: str, lists: tuple[list[Tensor], ...], scalars: Tensor, fallback) -> None:
+    """Run the compiled ``name`` kernel; for buckets past dynamo's recompile limit run ``fallback()`` instead.
+
+    A bucket refused once is remembered by its signature and goes straight to the fallback afterwards, so it does
+    not pay a refused compile (guard checks, a log line from dynamo) at every step. Until the first refusal no
+    signature is computed.
+    """
+    global _warned_recompile_limit
+    past = _past_limit[name]
+    key = _signature(lists) if past else None
+    if key is not None and key in past:
+        fallback()
+        return
+    try:
+        _compiled(name)(*lists, scalars)
+    except _recompile_limit_errors():
+        past.add(key if key is not None else _signature(lists))
+        if not _warned_recompile_limit:
+            _warned_recompile_limit = True
+            warnings.warn(
+                "fused=True: torch._dynamo's recompile limit (torch._dynamo.config.recompile_limit) was hit by "
+                "parameter buckets of new shapes; those buckets use the foreach path from now on (same numbers "
+                "up to rounding, slower). Raise the limit or use fewer distinct parameter groups / shapes to "
+                "keep them compiled.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        fallback()
+
+
 def _scalar_tensor(values: tuple[float, ...], like: Tensor) -> Tensor:
     return torch.tensor(values, dtype=like.dtype).to(like.device, non_blocking=True)
 
 
 def fp_fused(params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: list[Tensor], s: FPScalars) -> None:
     """AdaBayes-FP step through the compiled multi-tensor function (same numbers as :func:`fp_foreach` up to
-    rounding: the compiler may contract multiply-adds)."""
-    sc = s._replace(tiny=s.tiny or 0.0)
-    _compiled("fp")(params, grads, ms, vs, _scalar_tensor(tuple(sc), ms[0]))
+    rounding: the compiler may contract multiply-adds); :func:`fp_foreach` past dynamo's recompile limit."""
+    sc = _scalar_tensor(tuple(s), ms[0])
+    _run_compiled("fp", (params, grads, ms, vs), sc, lambda: fp_foreach(params, grads, ms, vs, s))
 
 
 def ab_fused(
-    params: list[Tensor],
-    grads: list[Tensor],
-    ms: list[Tensor],
-    vs: list[Tensor] | None,
-    vars_: list[Tensor],
-    s: ABScalars,
+    params: list[Tensor], grads: list[Tensor], ms: list[Tensor], vs: list[Tensor], vars_: list[Tensor], s: ABScalars
 ) -> None:
     """AdaBayes step through the compiled multi-tensor function (see :func:`fp_fused`)."""
     rate_max = min(s.rate_max, torch.finfo(ms[0].dtype).max)
     sc = _scalar_tensor(tuple(s._replace(rate_max=rate_max)), ms[0])
-    _compiled("ab")(params, grads, ms, vs if vs is not None else [], vars_, sc)
+    _run_compiled("ab", (params, grads, ms, vs, vars_), sc, lambda: ab_foreach(params, grads, ms, vs, vars_, s))

@@ -8,6 +8,7 @@ comparison holds to rtol 1e-12. GPU tests skip cleanly without CUDA.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import pytest
@@ -44,6 +45,47 @@ def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor], rtol: float, ato
 def test_compiled_cpu_path_matches_foreach(cls: type) -> None:
     for dtype, rtol, atol in ((torch.float32, 1e-5, 1e-7), (torch.bfloat16, 1e-5, 1e-7)):
         _assert_close(_run(cls, "cpu", dtype, fused=True), _run(cls, "cpu", dtype, foreach=True), rtol, atol)
+
+
+@pytest.fixture
+def fresh_dynamo(monkeypatch):
+    """Empty torch._dynamo caches before and after (the recompile limit counts across the whole process)."""
+    from filtering import _torch_kernels as K
+
+    monkeypatch.setattr(K, "_warned_recompile_limit", False)
+    monkeypatch.setattr(K, "_past_limit", {"fp": set(), "ab": set()})
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="needs a C++ compiler")
+@pytest.mark.parametrize(("cls", "limit"), [(AdaBayesFP, None), (AdaBayes, 2)])
+def test_more_bucket_shapes_than_the_recompile_limit_fall_back_to_foreach(
+    cls: type, limit: int | None, fresh_dynamo
+) -> None:
+    """More distinct buckets than dynamo's recompile limit (limit + 3 groups of different shapes; the default
+    limit is 8) used to raise FailOnRecompileLimitHit; the buckets past the limit now run foreach, with a
+    RuntimeWarning. AdaBayes runs under a lowered limit of 2 to save compile time (~1 s per shape)."""
+    if limit is None:
+        limit = torch._dynamo.config.recompile_limit
+    n = limit + 3
+    gen = torch.Generator().manual_seed(1)
+    x0 = [torch.randn(i + 1, generator=gen) for i in range(n)]
+    grads = [[torch.randn(i + 1, generator=gen) for i in range(n)] for _ in range(2)]
+    results = []
+    for kw in ({"fused": True}, {"foreach": True}):
+        params = [x.clone().requires_grad_() for x in x0]
+        opt = cls([{"params": [p]} for p in params], lr_sgd=0.3, batch_size=10, **kw)
+        warns = pytest.warns(RuntimeWarning, match="recompile limit") if "fused" in kw else contextlib.nullcontext()
+        with torch._dynamo.config.patch(recompile_limit=limit), warns:
+            for gs in grads:
+                for p, g in zip(params, gs, strict=True):
+                    p.grad = g
+                opt.step()
+        results.append([p.detach() for p in params])
+    _assert_close(results[0], results[1], 1e-5, 1e-7)
 
 
 @needs_cuda
