@@ -30,7 +30,9 @@ class LearningRateRecorder:
     Parameters
     ----------
     optimizer : AdaBayes or AdaBayesFP
-        The optimiser to watch. Tensors are indexed in the order of ``optimizer.param_groups`` at construction.
+        The optimiser to watch. Tensors are indexed in the order of ``optimizer.param_groups`` at construction;
+        each tensor's hyperparameters are read from the group that holds it *when recording*, so changes by a
+        scheduler and group dicts replaced by ``optimizer.load_state_dict`` are seen.
     every : int
         Record after every ``every``-th step (>= 1).
     entries_per_tensor : int
@@ -80,20 +82,20 @@ class LearningRateRecorder:
         for name, value in (("every", every), ("entries_per_tensor", entries_per_tensor), ("capacity", capacity)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not (hasattr(optimizer, "_rates_from") and hasattr(optimizer, "_g2_from")):
+        if not all(hasattr(optimizer, a) for a in ("_rates_from", "_g2_from", "_hyper")):
             raise ValueError("optimizer must be a filtering.torch_adapter.AdaBayes or AdaBayesFP")
         self.optimizer = optimizer
         self.every = int(every)
         self.capacity = int(capacity)
         rng = np.random.default_rng(seed)
-        self._tensors: list[tuple[dict[str, Any], Any, Any]] = []  # (group, param, index on the param's device)
+        self._tensors: list[tuple[Any, Any]] = []  # (param, index on the param's device)
         self.indices: list[np.ndarray] = []
         for group in optimizer.param_groups:
             for p in group["params"]:
                 n = p.numel()
                 idx = np.sort(rng.choice(n, size=min(int(entries_per_tensor), n), replace=False)).astype(np.int64)
                 self.indices.append(idx)
-                self._tensors.append((group, p, torch.as_tensor(idx, device=p.device)))
+                self._tensors.append((p, torch.as_tensor(idx, device=p.device)))
         self._buf = {f: np.empty(self.capacity, dtype=np.float64) for f in _FIELDS}
         self._buf.update({f: np.empty(self.capacity, dtype=np.int64) for f in _INT_FIELDS})
         self._n = 0  # samples ever written
@@ -110,24 +112,26 @@ class LearningRateRecorder:
         import torch
 
         opt = self.optimizer
+        # looked up now, not at construction: load_state_dict replaces the group dicts (the params stay)
+        group_of = {id(p): group for group in opt.param_groups for p in group["params"]}
         with torch.no_grad():
-            for i, (group, p, idx) in enumerate(self._tensors):
+            for i, (p, idx) in enumerate(self._tensors):
                 state = opt.state.get(p)
-                if not state or state["step"] == 0:
+                if not state or state["step"] == 0 or id(p) not in group_of:
                     continue
+                h = opt._hyper(group_of[id(p)])
                 count = state["step"]
-                var = opt._rates_from(group, state, idx).double().cpu().numpy()
-                g2 = opt._g2_from(group, count, state["exp_avg_sq"].reshape(-1)[idx]).double().cpu().numpy()
-                c = opt._scale(group)
-                eta = float(group["lr"])
-                with np.errstate(divide="ignore"):
-                    adam_lr = eta / np.sqrt(g2)  # Eq. 24's x-axis: η / sqrt(⟨g²⟩)
+                var = opt._rates_from(h, state, idx).double().cpu().numpy()
+                g2 = opt._g2_from(h, count, state["exp_avg_sq"].reshape(-1)[idx]).double().cpu().numpy()
+                eta = h.lr
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    adam_lr = np.where(g2 > 0, eta / np.sqrt(g2), np.inf)  # Eq. 24's x-axis: η / sqrt(⟨g²⟩)
                 self._append(
                     var_post=var,
                     g2=g2,
                     adam_lr=adam_lr,
                     eta=np.full(len(var), eta),
-                    sigma2=np.full(len(var), c * group["lr_sgd"] / group["batch_size"]),
+                    sigma2=np.full(len(var), h.c * h.sigma2 if h.c != 0.0 else 0.0),  # 0, not 0·inf, at lr 0
                     step=np.full(len(var), count),
                     tensor=np.full(len(var), i),
                     entry=self.indices[i],
@@ -157,7 +161,7 @@ class LearningRateRecorder:
         n = len(self)
         order = (self._n - n + np.arange(n)) % self.capacity
         out = {f: self._buf[f][order].copy() for f in (*_FIELDS, *_INT_FIELDS)}
-        out["tensor_numel"] = np.array([p.numel() for _, p, _ in self._tensors], dtype=np.int64)
+        out["tensor_numel"] = np.array([p.numel() for p, _ in self._tensors], dtype=np.int64)
         return out
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -50,6 +50,46 @@ def _check_flag(name: str, value: object) -> bool | None:
     return value
 
 
+def _is_pair(betas: object) -> bool:
+    return isinstance(betas, Sequence) and not isinstance(betas, (str, bytes))
+
+
+def _betas_tuple(betas: object) -> object:
+    """``betas`` as a tuple if it is a sequence; anything else is left for the validation to reject by name."""
+    return tuple(betas) if _is_pair(betas) else betas
+
+
+def _sigma2(lr_sgd: float, batch_size: float) -> float:
+    """The prior variance σ² = η_SGD / B (Eq. 23); ``inf`` for ``lr_sgd = inf``."""
+    return lr_sgd / batch_size  # Eq. 23
+
+
+def _approx_precision(g2: Tensor, eta: float, sigma2: float) -> Tensor:
+    """1/σ²_post by Eq. 21 for a tensor ⟨g²⟩: the torch twin of :func:`filtering.fixed_point.approx_precision`
+    (which converts to float64 NumPy arrays), in the state dtype and on the state's device."""
+    half = 0.5 / sigma2
+    return half + torch.hypot(torch.full_like(g2, half), g2.sqrt() / eta)  # Eq. 21 (hypot: no overflow)
+
+
+def _times_scale(c: float, x: Tensor) -> Tensor:
+    """``c · x`` with ``0 · inf = 0``: at lr = 0 the learning rate is 0 even where σ²_post = inf (lr_sgd = inf)."""
+    return x * c if c != 0.0 else torch.zeros_like(x)
+
+
+class _Hyper(NamedTuple):
+    """A group's hyperparameters, validated and as Python floats (a numpy or 0-d tensor lr becomes a float)."""
+
+    lr: float
+    eta: float
+    c: float  # the scheduler's factor lr / eta (exactly 1.0 at constant lr)
+    lr_sgd: float
+    batch_size: float
+    sigma2: float  # Eq. 23
+    beta1: float
+    beta2: float
+    weight_decay: float
+
+
 def _fused_available(device: torch.device) -> bool:
     """Whether the compiled (``fused``) path can run on ``device``: CUDA with Triton importable."""
     if device.type != "cuda":
@@ -68,23 +108,29 @@ class _BayesFilterOptimizer(torch.optim.Optimizer):
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         check_positive("lr", defaults["lr"])
-        self._validate_group(dict(defaults, eta=defaults["lr"]))
+        self._hyper(dict(defaults, eta=defaults["lr"]))
         super().__init__(params, defaults)
 
     # ---------------------------------------------------------------------------------------------------------
     # hyperparameters
 
-    def _validate_group(self, group: dict[str, Any]) -> None:
-        """Raise ValueError naming the first bad hyperparameter of ``group``."""
-        check_positive("lr", group["lr"], allow_zero=True)
+    def _hyper(self, group: dict[str, Any]) -> _Hyper:
+        """Validate ``group`` and return its hyperparameters as floats.
+
+        Raises ValueError (TypeError for a non-number, e.g. a bool) naming the first bad hyperparameter. Called at
+        construction, for every added group and at every step and read-out, so a value made invalid later (e.g.
+        by a scheduler) is caught too.
+        """
+        lr = check_positive("lr", group["lr"], allow_zero=True)
         eta = check_positive("eta (η of the filter: the group's lr when it was added)", group["eta"])
         lr_sgd = check_positive("lr_sgd", group["lr_sgd"], allow_inf=True)
-        sigma2 = lr_sgd / check_batch_size(group["batch_size"])  # Eq. 23
+        batch_size = check_batch_size(group["batch_size"])
+        sigma2 = _sigma2(lr_sgd, batch_size)
         betas = group["betas"]
-        if not isinstance(betas, Sequence):
+        if not _is_pair(betas):
             raise ValueError(f"betas must be a pair of floats in [0, 1), got {betas!r}")
-        check_betas(betas)
-        check_unit_interval("weight_decay", group["weight_decay"])
+        beta1, beta2 = check_betas(betas)
+        weight_decay = check_unit_interval("weight_decay", group["weight_decay"])
         if "predict" in group:
             check_predict(group["predict"])
             if group["predict"] == "paper":
@@ -93,6 +139,7 @@ class _BayesFilterOptimizer(torch.optim.Optimizer):
         fused = _check_flag("fused", group["fused"])
         if foreach and fused:
             raise ValueError("foreach and fused cannot both be True")
+        return _Hyper(lr, eta, lr / eta, lr_sgd, batch_size, sigma2, beta1, beta2, weight_decay)
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a parameter group; its ``eta`` (η of the filter) defaults to its ``lr``. Validates all entries."""
@@ -100,7 +147,7 @@ class _BayesFilterOptimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         group.setdefault("eta", group["lr"])
         try:
-            self._validate_group(group)
+            self._hyper(group)
             for p in group["params"]:
                 if not p.is_floating_point():
                     raise ValueError(f"params must be real floating-point tensors, got dtype {p.dtype}")
@@ -108,34 +155,54 @@ class _BayesFilterOptimizer(torch.optim.Optimizer):
             self.param_groups.pop()
             raise
 
-    def _scale(self, group: dict[str, Any]) -> float:
-        """The scheduler's factor ``c = lr / eta`` (exactly 1.0 at constant lr)."""
-        lr = group["lr"]
-        if not (isinstance(lr, (int, float)) and 0.0 <= lr < math.inf):
-            raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
-        return lr / group["eta"]
-
     # ---------------------------------------------------------------------------------------------------------
     # state
 
-    def _init_state(self, p: Tensor, group: dict[str, Any]) -> dict[str, Any]:
+    def _init_state(self, p: Tensor, h: _Hyper) -> dict[str, Any]:
         state = self.state[p]
         if not state:
             dtype = _state_dtype(p)
             state["step"] = 0
             state["exp_avg"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
-            if self._has_var:
-                sigma2 = group["lr_sgd"] / group["batch_size"]  # Eq. 23; Alg. 1: σ²_post = σ² before step 1
-                state["var_post"] = torch.full_like(p, sigma2, dtype=dtype, memory_format=torch.preserve_format)
+            if self._has_var:  # Alg. 1: σ²_post = σ² before step 1
+                state["var_post"] = torch.full_like(p, h.sigma2, dtype=dtype, memory_format=torch.preserve_format)
         return state
+
+    def _check_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Raise ValueError if ``state_dict`` is not one of this class (e.g. AdaBayesFP's loaded into AdaBayes)."""
+        name = type(self).__name__
+        other = "AdaBayesFP" if self._has_var else "AdaBayes"
+        hint = f"(a state dict of {other} or another optimizer?)"
+        bad = f"state_dict is not an {name} state dict:"
+        group_keys = {k for k in self.defaults if k not in ("foreach", "fused")}
+        state_keys = {"step", "exp_avg", "exp_avg_sq"} | ({"var_post"} if self._has_var else set())
+        for i, group in enumerate(state_dict["param_groups"]):
+            missing = sorted(group_keys - group.keys())
+            if missing:
+                raise ValueError(f"{bad} param group {i} lacks {missing} {hint}")
+            if not self._has_var and "predict" in group:
+                raise ValueError(f"{bad} param group {i} has 'predict' {hint}")
+        for pid, state in state_dict["state"].items():
+            missing = sorted(state_keys - state.keys())
+            if missing:
+                raise ValueError(f"{bad} state of param {pid} lacks {missing} {hint}")
+            if not self._has_var and "var_post" in state:
+                raise ValueError(f"{bad} state of param {pid} has 'var_post' {hint}")
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a state dict, keeping the state in fp32 for fp16/bf16 parameters.
 
         ``torch.optim.Optimizer.load_state_dict`` casts floating-point state to the parameter's dtype; this
         override restores the saved tensors at the state dtype afterwards, so nothing is lost in a round trip.
+
+        Raises
+        ------
+        ValueError
+            If ``state_dict`` is not a state dict of this class (e.g. an AdaBayesFP state dict loaded into
+            AdaBayes: its groups lack ``predict`` and its state lacks ``var_post``), before anything is loaded.
         """
+        self._check_state_dict(state_dict)
         saved_state = state_dict["state"]
         saved_ids = [i for g in state_dict["param_groups"] for i in g["params"]]
         super().load_state_dict(state_dict)
@@ -187,23 +254,24 @@ class _BayesFilterOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for group in self.param_groups:
-            self._validate_group(group)
+            h = self._hyper(group)
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
                 continue
+            if any(p.grad.is_sparse for p in params):
+                raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
             path = self._choose_path(group, params)
             buckets: dict[tuple[torch.device, torch.dtype, int], list[Tensor]] = {}
             for p in params:
-                if p.grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
-                state = self._init_state(p, group)
-                state["step"] += 1
-                buckets.setdefault((p.device, p.dtype, state["step"]), []).append(p)
+                count = self._init_state(p, h)["step"] + 1
+                buckets.setdefault((p.device, p.dtype, count), []).append(p)
             for (_, _, count), ps in buckets.items():
-                self._step_bucket(group, ps, count, path)
+                self._step_bucket(group, h, ps, count, path)
+                for p in ps:  # only once the step has run: a failed step can be retried with the same count
+                    self.state[p]["step"] = count
         return loss
 
-    def _step_bucket(self, group: dict[str, Any], params: list[Tensor], count: int, path: str) -> None:
+    def _step_bucket(self, group: dict[str, Any], h: _Hyper, params: list[Tensor], count: int, path: str) -> None:
         raise NotImplementedError
 
     # ---------------------------------------------------------------------------------------------------------
@@ -226,15 +294,15 @@ class _BayesFilterOptimizer(torch.optim.Optimizer):
         Tensor, shape ``p.shape``, state dtype
             A new tensor (not a view of the state).
         """
-        group = self._group_of(p)
+        h = self._hyper(self._group_of(p))
         state = self.state.get(p, {})
         if not state or state["step"] == 0:
             return torch.zeros_like(p, dtype=_state_dtype(p))
-        return self._g2_from(group, state["step"], state["exp_avg_sq"])
+        return self._g2_from(h, state["step"], state["exp_avg_sq"])
 
-    def _g2_from(self, group: dict[str, Any], count: int, v: Tensor) -> Tensor:
-        bc2 = 1.0 - group["betas"][1] ** count
-        return v * (group["batch_size"] ** 2 / bc2)  # Eq. 4 in summed units
+    def _g2_from(self, h: _Hyper, count: int, v: Tensor) -> Tensor:
+        bc2 = 1.0 - h.beta2**count
+        return v * (h.batch_size**2 / bc2)  # Eq. 4 in summed units
 
     @torch.no_grad()
     def learning_rates(self, p: Tensor) -> Tensor:
@@ -242,20 +310,20 @@ class _BayesFilterOptimizer(torch.optim.Optimizer):
 
         At constant lr (``c = 1``) this is σ²_post itself: the state of Alg. 1 (Eqs. 17b, 18a), or the fixed
         point of Eq. 21 for AdaBayes-FP. Before the first step it is ``c σ²`` (Alg. 1's initial value, and the
-        ⟨g²⟩ = 0 limit of Eq. 21).
+        ⟨g²⟩ = 0 limit of Eq. 21). At ``lr = 0`` it is 0 everywhere, also where σ²_post = inf (``lr_sgd = inf``):
+        the step is then 0.
 
         Returns
         -------
         Tensor, shape ``p.shape``, state dtype
         """
-        group = self._group_of(p)
+        h = self._hyper(self._group_of(p))
         state = self.state.get(p, {})
         if not state:
-            sigma2 = group["lr_sgd"] / group["batch_size"]  # Eq. 23
-            return torch.full_like(p, self._scale(group) * sigma2, dtype=_state_dtype(p))
-        return self._rates_from(group, state, None)
+            return _times_scale(h.c, torch.full_like(p, h.sigma2, dtype=_state_dtype(p)))
+        return self._rates_from(h, state, None)
 
-    def _rates_from(self, group: dict[str, Any], state: dict[str, Any], index: Tensor | None) -> Tensor:
+    def _rates_from(self, h: _Hyper, state: dict[str, Any], index: Tensor | None) -> Tensor:
         """``c σ²_post`` for all entries (``index=None``, shape of p) or the flat entries ``index`` (1-D)."""
         raise NotImplementedError
 
@@ -313,8 +381,11 @@ class AdaBayes(_BayesFilterOptimizer):
     **Numerics.** A zero ⟨g⟩ gives a zero step even when σ²_post = inf (lr_sgd = inf before any nonzero
     gradient), as in :func:`filtering.rules.adabayes`. Gradients are not checked for NaN/inf (that would
     synchronise with the device every step); use ``torch.amp.GradScaler`` for fp16 training. With
-    ``lr_sgd = inf`` and fp32 state, a gradient whose square underflows (|p.grad| B ≲ 1e-19) leaves
-    σ²_post = inf and the step overflows to ±inf, as the equations do at that precision. Likewise a gradient
+    ``lr_sgd = inf`` the equations give σ²_post = 1/(B p.grad)² on the first step, so a step of about
+    ``-1/(B p.grad)`` per entry: huge for a tiny gradient. In fp32 state, once σ²_post = 1/(B p.grad)²
+    overflows (|p.grad| B ≲ 5e-20, or the square underflows to 0) σ²_post is stored as inf and the step uses
+    it clamped to the dtype's largest value (3.4e38): the step stays finite but huge (from p = 1, a first
+    p.grad of 1e-25 with B = 1 moves p to about -3.4e13, where the equations say -1e25). Likewise a gradient
     whose square overflows the state dtype (|p.grad| ≳ 1.8e19 in fp32) makes ``v`` (and so the recorded
     ⟨g²⟩) +inf from then on, as in torch's Adam; σ²_post of Alg. 1 recovers through the process noise.
 
@@ -344,7 +415,7 @@ class AdaBayes(_BayesFilterOptimizer):
             lr=lr,
             lr_sgd=lr_sgd,
             batch_size=batch_size,
-            betas=tuple(betas) if isinstance(betas, Sequence) else betas,
+            betas=_betas_tuple(betas),
             weight_decay=weight_decay,
             predict=predict,
             foreach=foreach,
@@ -352,27 +423,24 @@ class AdaBayes(_BayesFilterOptimizer):
         )
         super().__init__(params, defaults)
 
-    def _scalars(self, group: dict[str, Any], count: int, dtype: torch.dtype) -> K.ABScalars:
-        beta1, beta2 = group["betas"]
-        eta, batch = group["eta"], group["batch_size"]
-        sigma2 = group["lr_sgd"] / batch  # Eq. 23
-        factor, noise = variance_predict_coefficients(eta, sigma2, group["predict"])  # Eq. 17b
-        c = self._scale(group)
+    def _scalars(self, h: _Hyper, predict: str, count: int, dtype: torch.dtype) -> K.ABScalars:
+        factor, noise = variance_predict_coefficients(h.eta, h.sigma2, predict)  # Eq. 17b
+        batch = h.batch_size
         return K.ABScalars(
-            w1=1.0 - beta1,
-            beta2=beta2,
-            w2=1.0 - beta2,
-            factor=factor,
-            noise=noise,
+            w1=1.0 - h.beta1,
+            beta2=h.beta2,
+            w2=1.0 - h.beta2,
+            factor=float(factor),
+            noise=float(noise),
             b2=batch * batch,
-            rate_max=torch.finfo(dtype).max if math.isinf(sigma2) else math.inf,
-            decay=1.0 - c * group["weight_decay"],
-            scale=-c * batch / (1.0 - beta1**count),
+            rate_max=torch.finfo(dtype).max if math.isinf(h.sigma2) else math.inf,
+            decay=1.0 - h.c * h.weight_decay,
+            scale=-h.c * batch / (1.0 - h.beta1**count),
         )
 
-    def _step_bucket(self, group: dict[str, Any], params: list[Tensor], count: int, path: str) -> None:
+    def _step_bucket(self, group: dict[str, Any], h: _Hyper, params: list[Tensor], count: int, path: str) -> None:
         states = [self.state[p] for p in params]
-        s = self._scalars(group, count, states[0]["exp_avg"].dtype)
+        s = self._scalars(h, group["predict"], count, states[0]["exp_avg"].dtype)
         kernel = {"single": K.ab_single, "foreach": K.ab_foreach, "fused": K.ab_fused}[path]
         kernel(
             params,
@@ -383,9 +451,9 @@ class AdaBayes(_BayesFilterOptimizer):
             s,
         )
 
-    def _rates_from(self, group: dict[str, Any], state: dict[str, Any], index: Tensor | None) -> Tensor:
+    def _rates_from(self, h: _Hyper, state: dict[str, Any], index: Tensor | None) -> Tensor:
         var = state["var_post"] if index is None else state["var_post"].reshape(-1)[index]
-        return var * self._scale(group)
+        return _times_scale(h.c, var)
 
 
 class AdaBayesFP(_BayesFilterOptimizer):
@@ -437,44 +505,38 @@ class AdaBayesFP(_BayesFilterOptimizer):
             lr=lr,
             lr_sgd=lr_sgd,
             batch_size=batch_size,
-            betas=tuple(betas) if isinstance(betas, Sequence) else betas,
+            betas=_betas_tuple(betas),
             weight_decay=weight_decay,
             foreach=foreach,
             fused=fused,
         )
         super().__init__(params, defaults)
 
-    def _scalars(self, group: dict[str, Any], count: int, dtype: torch.dtype) -> K.FPScalars:
-        beta1, beta2 = group["betas"]
-        eta = group["eta"]
-        k = eta / (2.0 * group["lr_sgd"])  # = η / (2 σ² B), Eqs. 21, 23
-        bc2 = 1.0 - beta2**count
+    def _scalars(self, h: _Hyper, count: int, dtype: torch.dtype) -> K.FPScalars:
+        k = h.eta / (2.0 * h.lr_sgd)  # = η / (2 σ² B), Eqs. 21, 23
+        bc2 = 1.0 - h.beta2**count
         sqrt_bc2 = math.sqrt(bc2)
         kbc = k * sqrt_bc2
-        c = self._scale(group)
         return K.FPScalars(
-            w1=1.0 - beta1,
-            beta2=beta2,
-            w2=1.0 - beta2,
+            w1=1.0 - h.beta1,
+            beta2=h.beta2,
+            w2=1.0 - h.beta2,
             k2bc2=k * k * bc2,
             kbc=kbc,
             tiny=torch.finfo(dtype).tiny if kbc < torch.finfo(dtype).tiny else 0.0,
-            decay=1.0 - c * group["weight_decay"],
-            scale=-c * eta * sqrt_bc2 / (1.0 - beta1**count),
+            decay=1.0 - h.c * h.weight_decay,
+            scale=-h.c * h.eta * sqrt_bc2 / (1.0 - h.beta1**count),
         )
 
-    def _step_bucket(self, group: dict[str, Any], params: list[Tensor], count: int, path: str) -> None:
+    def _step_bucket(self, group: dict[str, Any], h: _Hyper, params: list[Tensor], count: int, path: str) -> None:
         states = [self.state[p] for p in params]
-        s = self._scalars(group, count, states[0]["exp_avg"].dtype)
+        s = self._scalars(h, count, states[0]["exp_avg"].dtype)
         kernel = {"single": K.fp_single, "foreach": K.fp_foreach, "fused": K.fp_fused}[path]
         kernel(
             params, [p.grad for p in params], [st["exp_avg"] for st in states], [st["exp_avg_sq"] for st in states], s
         )
 
-    def _rates_from(self, group: dict[str, Any], state: dict[str, Any], index: Tensor | None) -> Tensor:
+    def _rates_from(self, h: _Hyper, state: dict[str, Any], index: Tensor | None) -> Tensor:
         v = state["exp_avg_sq"] if index is None else state["exp_avg_sq"].reshape(-1)[index]
-        g2 = self._g2_from(group, state["step"], v) if state["step"] else torch.zeros_like(v)
-        sigma2 = group["lr_sgd"] / group["batch_size"]  # Eq. 23
-        half = 0.5 / sigma2
-        precision = half + torch.hypot(torch.full_like(g2, half), g2.sqrt() / group["eta"])  # Eq. 21
-        return self._scale(group) / precision
+        g2 = self._g2_from(h, state["step"], v) if state["step"] else torch.zeros_like(v)
+        return _times_scale(h.c, _approx_precision(g2, h.eta, h.sigma2).reciprocal())  # 1/0 = inf, then c·inf

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import math
+import shutil
 import subprocess
 import sys
 
@@ -13,10 +14,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from filtering import rules  # noqa: E402
-from filtering.torch_adapter import AdaBayes, AdaBayesFP, LearningRateRecorder  # noqa: E402
+from filtering import _torch_kernels as K  # noqa: E402
+from filtering import fixed_point, rules  # noqa: E402
+from filtering.torch_adapter import AdaBayes, AdaBayesFP, LearningRateRecorder, _approx_precision  # noqa: E402
 
 PATHS = ("single", "foreach")
+_needs_cxx = pytest.mark.skipif(
+    shutil.which("g++") is None and shutil.which("c++") is None, reason="fused=True on CPU needs a C++ compiler"
+)
+# every path, the compiled one on CPU through inductor (compiles on first use: slow)
+ALL_PATHS = (*PATHS, pytest.param("fused", marks=[pytest.mark.slow, _needs_cxx]))
 
 
 def _path_kwargs(path: str) -> dict[str, bool]:
@@ -194,6 +201,130 @@ def test_lr_zero_freezes_parameters_but_filter_runs(cls: type) -> None:
     assert opt.state[p]["step"] == 2
 
 
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("predict", ["paper", "exponential"])
+def test_adabayes_scheduled_lr_matches_inline_reference(predict: str, path: str) -> None:
+    """AdaBayes (Alg. 1) under a schedule lr_t = c_t η with c_t != 1, against the documented semantics.
+
+    Reference, float64, written out here: the filter (Eqs. 2, 17b, 18a) does not see c_t, so σ²_post follows
+    ``filtering.rules.adabayes`` exactly; the step is ``p <- (1 - c_t λ) p + c_t σ²_post ⟨g⟩`` (Eq. 19 scaled by
+    c_t) with ⟨g⟩ = -B m / (1 - β1^t); ``learning_rates`` is c_t σ²_post.
+    """
+    rng = np.random.default_rng(11)
+    eta, lr_sgd, b, lam, betas, n, steps = 2e-3, 0.3, 8, 1e-3, (0.85, 0.99), 10, 30
+    c = np.concatenate([[1.0], 0.5 + 1.5 * rng.random(steps - 2), [0.0]])  # c_t in [0.5, 2), last step lr = 0
+    grads = _gradient_sequence(rng, steps, (n,))
+    x = rng.standard_normal(n)
+    p = torch.tensor(x, requires_grad=True)
+    opt = AdaBayes([p], eta, lr_sgd, batch_size=b, betas=betas, weight_decay=lam, predict=predict,
+                   **_path_kwargs(path))
+    ref = rules.adabayes(eta, lr_sgd, batch_size=b, betas=betas, weight_decay=lam, predict=predict)
+    state = ref.init(x)
+    sigma2 = lr_sgd / b
+    if predict == "paper":
+        factor, noise = (1.0 - eta**2 / (2.0 * sigma2)) ** 2, eta**2  # Eq. 17b
+    else:
+        factor, noise = math.exp(-(eta**2) / sigma2), -sigma2 * math.expm1(-(eta**2) / sigma2)
+    m, var = np.zeros(n), np.full(n, sigma2)
+    for t in range(steps):
+        opt.param_groups[0]["lr"] = c[t] * eta
+        p.grad = torch.tensor(grads[t])
+        opt.step()
+        _, state = ref.update(-b * grads[t], state, x)  # the filter alone (its step is not used)
+        m = betas[0] * m + (1 - betas[0]) * grads[t]  # Eq. 2, in p.grad units
+        var = 1.0 / (1.0 / (factor * var + noise) + (b * grads[t]) ** 2)  # Eqs. 17b, 18a
+        x = (1.0 - c[t] * lam) * x + c[t] * var * (-b * m / (1.0 - betas[0] ** (t + 1)))  # Eq. 19, scaled by c_t
+        np.testing.assert_allclose(p.detach().numpy(), x, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(opt.state[p]["var_post"].numpy(), state.var_post, rtol=1e-12)
+        np.testing.assert_allclose(opt.learning_rates(p).numpy(), c[t] * var, rtol=1e-12)
+
+
+@pytest.mark.parametrize("path", ALL_PATHS)
+@pytest.mark.parametrize("cls", [AdaBayes, AdaBayesFP])
+def test_lr_zero_with_infinite_lr_sgd_is_nan_free(cls: type, path: str) -> None:
+    """lr = 0 (c = 0) with lr_sgd = inf: read-outs are 0, not 0·inf or 0/0, and the step leaves p alone even
+    when m σ²_post (or m / denominator) overflows -- here forced by putting a huge m into the state."""
+    p = torch.ones(4, requires_grad=True)
+    x0 = p.detach().clone()
+    opt = cls([p], lr=1e-3, lr_sgd=math.inf, batch_size=1, weight_decay=1e-2, **_path_kwargs(path))
+    rec = LearningRateRecorder(opt, every=1, entries_per_tensor=4)
+    opt.param_groups[0]["lr"] = 0.0
+    assert torch.equal(opt.learning_rates(p), torch.zeros(4))  # before any step: c σ² = 0 · inf
+    p.grad = torch.zeros(4)
+    opt.step()  # σ²_post = inf (AdaBayes) / precision 0 (FP): no gradient seen yet
+    assert torch.equal(opt.learning_rates(p), torch.zeros(4))
+    opt.state[p]["exp_avg"].fill_(1e30)  # m σ²_post and m / tiny overflow to inf in fp32
+    opt.step()
+    assert torch.equal(p.detach(), x0)
+    assert torch.equal(opt.learning_rates(p), torch.zeros(4))
+    out = rec.arrays()
+    assert len(rec) == 8 and not any(np.isnan(out[k]).any() for k in ("var_post", "sigma2", "eta", "adam_lr"))
+    np.testing.assert_array_equal(out["var_post"], 0.0)
+    np.testing.assert_array_equal(out["sigma2"], 0.0)
+    opt.param_groups[0]["lr"] = 1e-3  # back on: σ²_post = inf is a legitimate read-out at c > 0
+    rates = opt.learning_rates(p)
+    assert not torch.isnan(rates).any()
+
+
+def test_approx_precision_tensor_twin_equals_fixed_point() -> None:
+    """The adapter's Eq. 21 on tensors is filtering.fixed_point.approx_precision (float64, incl. σ² = inf)."""
+    rng = np.random.default_rng(12)
+    g2 = np.concatenate([[0.0, 1e-300, 1e300], 10.0 ** rng.uniform(-12, 12, 50)])
+    for eta, sigma2 in ((1e-3, 1e-3), (3e-2, 7.0), (1e-3, math.inf)):
+        ours = _approx_precision(torch.tensor(g2), eta, sigma2).numpy()
+        np.testing.assert_allclose(ours, fixed_point.approx_precision(g2, eta, sigma2), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("cls", [AdaBayes, AdaBayesFP])
+def test_failed_step_does_not_advance_the_step_count(cls: type, path: str, monkeypatch) -> None:
+    """A kernel that raises leaves the step count alone, so retrying gives the step a clean run gives."""
+    name = f"{'ab' if cls is AdaBayes else 'fp'}_{path}"
+    kernel = getattr(K, name)
+    calls = []
+
+    def fail_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+        return kernel(*args)
+
+    monkeypatch.setattr(K, name, fail_once)
+    ps = [torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    opts = [cls([q], batch_size=4, weight_decay=1e-3, **_path_kwargs(path)) for q in ps]
+    for q in ps:
+        q.grad = torch.tensor([0.3, -0.2, 1e-3], dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="transient"):
+        opts[0].step()
+    assert opts[0].state[ps[0]]["step"] == 0
+    opts[0].step()  # the retry
+    opts[1].step()  # a clean run (the patched kernel passes through after its first call)
+    assert opts[0].state[ps[0]]["step"] == 1
+    assert torch.equal(ps[0], ps[1])
+    assert torch.equal(opts[0].learning_rates(ps[0]), opts[1].learning_rates(ps[1]))
+
+
+@pytest.mark.parametrize("cls", [AdaBayes, AdaBayesFP])
+def test_numpy_and_tensor_lr_are_accepted_and_bool_rejected(cls: type) -> None:
+    """lr as a numpy float (or 0-d tensor) steps like the same value as a Python float; a bool is a TypeError,
+    at construction and when a scheduler writes it into a group later."""
+    results = []
+    for lr in (float(np.float32(1e-3)), np.float32(1e-3), torch.tensor(float(np.float32(1e-3)))):
+        p = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+        opt = cls([p], lr=lr, batch_size=4)
+        for _ in range(3):
+            p.grad = torch.tensor([0.5, 1e-3], dtype=torch.float64)
+            opt.step()
+            opt.param_groups[0]["lr"] = np.float64(0.5) * lr  # a scheduler writing a numpy float
+        results.append(p.detach().clone())
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+    with pytest.raises(TypeError, match="lr"):
+        cls([torch.zeros(2, requires_grad=True)], lr=True, batch_size=4)
+    opt.param_groups[0]["lr"] = True
+    with pytest.raises(TypeError, match="lr"):
+        opt.step()
+
+
 # --------------------------------------------------------------------------------------------------------------
 # torch.optim contract
 
@@ -239,6 +370,30 @@ def test_state_dict_round_trip_is_bit_identical(cls: type, dtype: torch.dtype) -
     _train(m_b, o_b, 6, seed=2)
     for x, y in zip(m_full.parameters(), m_b.parameters(), strict=True):
         assert torch.equal(x, y)
+
+
+def test_loading_the_other_optimizers_state_dict_raises_value_error() -> None:
+    """AdaBayesFP's state dict into AdaBayes (no ``predict``, no ``var_post``) and vice versa: a ValueError that
+    says so, raised before anything is loaded, instead of a KeyError at the next step."""
+    models = [_model(torch.float64), _model(torch.float64)]
+    ab = AdaBayes(models[0].parameters(), batch_size=10)
+    fp = AdaBayesFP(models[1].parameters(), batch_size=10)
+    for m, o in zip(models, (ab, fp), strict=True):
+        _train(m, o, 2, seed=0)
+    ab_state = copy.deepcopy(ab.state_dict())
+    with pytest.raises(ValueError, match=r"not an AdaBayes state dict.*predict.*AdaBayesFP"):
+        ab.load_state_dict(fp.state_dict())
+    with pytest.raises(ValueError, match=r"not an AdaBayesFP state dict.*predict.*AdaBayes"):
+        fp.load_state_dict(ab.state_dict())
+    sd = fp.state_dict()
+    for g in sd["param_groups"]:
+        g["predict"] = "paper"  # groups look right, state still lacks var_post
+    with pytest.raises(ValueError, match="var_post"):
+        ab.load_state_dict(sd)
+    after = ab.state_dict()
+    assert after["param_groups"] == ab_state["param_groups"]
+    assert all(torch.equal(after["state"][i]["var_post"], ab_state["state"][i]["var_post"]) for i in after["state"])
+    _train(models[0], ab, 1, seed=1)  # still usable
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
@@ -340,6 +495,8 @@ BAD = [
     ({"betas": (1.0, 0.999)}, "betas[0]"),
     ({"betas": (0.9, -0.1)}, "betas[1]"),
     ({"betas": (0.9,)}, "betas"),
+    ({"betas": 0.9}, "betas"),  # not a sequence
+    ({"betas": "ab"}, "betas"),
     ({"weight_decay": 1.0}, "weight_decay"),
     ({"weight_decay": -1e-4}, "weight_decay"),
     ({"foreach": "yes"}, "foreach"),
@@ -419,6 +576,25 @@ def test_recorder_samples_fixed_entries_and_matches_readout(tmp_path) -> None:
     rec.close()
     _train(model, opt, 3, seed=5)
     assert len(rec) == 54
+
+
+def test_recorder_follows_groups_replaced_by_load_state_dict() -> None:
+    """load_state_dict replaces the group dicts; the recorder must read the current ones (a later lr change)."""
+    p = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+    opt = AdaBayes([p], batch_size=10)
+    rec = LearningRateRecorder(opt, every=1, entries_per_tensor=2)
+    p.grad = torch.ones(4, dtype=torch.float64)
+    opt.step()
+    opt.load_state_dict(opt.state_dict())
+    opt.param_groups[0]["lr"] = 5e-4  # c = 1/2
+    opt.step()
+    out = rec.arrays()
+    last = out["step"] == 2
+    np.testing.assert_array_equal(out["eta"][last], 5e-4)
+    np.testing.assert_allclose(out["var_post"][last], opt.learning_rates(p)[rec.indices[0]].numpy(), rtol=1e-15)
+    np.testing.assert_allclose(out["var_post"][last], 0.5 * opt.state[p]["var_post"][rec.indices[0]].numpy())
+    np.testing.assert_allclose(out["sigma2"][last], 0.5 * 0.1 / 10)
+    np.testing.assert_allclose(out["adam_lr"][last], 5e-4 / np.sqrt(out["g2"][last]))
 
 
 def test_recorder_buffer_is_bounded_and_keeps_the_latest() -> None:
