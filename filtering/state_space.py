@@ -19,6 +19,7 @@ same interface.
 
 from __future__ import annotations
 
+import types
 from dataclasses import dataclass
 
 import numba
@@ -284,9 +285,21 @@ def _scalar_filter_loops(innov_or_y, h, a, q, mean0, var0, has_mu, mean_post, va
 
 
 # one body, two compilations: threads pay off only with more than one block (thread start-up costs ~10 ms)
+def _named_copy(fn, name: str):
+    """The same function under another name: numba's on-disk cache is keyed by the qualified name, so two
+    compilations of one function would otherwise overwrite each other (the parallel one then ran serially)."""
+    clone = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    clone.__qualname__ = name
+    return clone
+
+
 # error_model="numpy": 1/0 gives inf (σ²_prior = inf with h = 0), as in NumPy, instead of raising
-_scalar_filter_parallel = numba.njit(parallel=True, cache=True, error_model="numpy")(_scalar_filter_loops)
-_scalar_filter_serial = numba.njit(cache=True, error_model="numpy")(_scalar_filter_loops)
+_scalar_filter_parallel = numba.njit(parallel=True, cache=True, error_model="numpy")(
+    _named_copy(_scalar_filter_loops, "_scalar_filter_parallel")
+)
+_scalar_filter_serial = numba.njit(cache=True, error_model="numpy")(
+    _named_copy(_scalar_filter_loops, "_scalar_filter_serial")
+)
 
 
 def _broadcast_params(eta: ArrayLike, sigma2: ArrayLike, shape: tuple[int, ...], predict: str):

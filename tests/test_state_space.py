@@ -257,3 +257,10 @@ def test_bad_initial_state_and_gradients_raise():
 def test_unstable_ou_is_rejected():
     with pytest.raises(ValueError, match="eta"):
         ss.simulate_latent((3,), 4, 1.0, 0.2, 0)  # η² = 1 >= 2σ² = 0.4: the OU factor of Eq. 14 is negative
+
+
+def test_parallel_and_serial_kernels_do_not_share_a_cache_entry():
+    """numba keys its on-disk cache by qualified name: a shared name made the parallel kernel load the serial one."""
+    par, ser = ss._scalar_filter_parallel, ss._scalar_filter_serial
+    assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
+    assert par.py_func.__qualname__ != ser.py_func.__qualname__
