@@ -75,21 +75,10 @@ def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[s
     """Train and record; returns the recorder arrays and the training history's last row."""
     from filtering.recording import LearningRateRecorder
 
-    from .loop import TrainConfig, train
+    from .loop import train
+    from .train_cli import config_from_args
 
-    config = TrainConfig(
-        dataset=args.dataset,
-        model=args.model,
-        optimizer=args.optimizer,
-        epochs=args.epochs,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        width=args.width,
-        data_dir=args.data,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        milestone=1.0,  # constant lr: the recorded learning rate is σ²_post itself
-    )
+    config = config_from_args(args, milestone=1.0)  # constant lr: the recorded learning rate is σ²_post itself
     wanted = set(args.record_epochs or [config.epochs])
     bad = sorted(e for e in wanted if not 1 <= e <= config.epochs)
     if bad:

@@ -85,6 +85,21 @@ class _BasicBlock(nn.Module):
         return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
 
 
+def _residual_stages(width: int, blocks: Sequence[int], dims: int) -> tuple[nn.Sequential, int]:
+    """Stages of basic blocks, stage ``k`` with ``width * 2**k`` channels and stride 2 on entry (``k > 0``).
+
+    Returns the stages and their output channels.
+    """
+    layers: list[nn.Module] = []
+    c_in = width
+    for stage, n in enumerate(blocks):
+        c_out = width * 2**stage
+        for i in range(_check_positive_int("blocks[i]", n)):
+            layers.append(_BasicBlock(c_in, c_out, 2 if (i == 0 and stage > 0) else 1, dims=dims))
+            c_in = c_out
+    return nn.Sequential(*layers), c_in
+
+
 class ResNet1D(nn.Module):
     """Small 1-D ResNet for MNIST-1D: 5-tap stem, stages of basic blocks (stride 2 between stages), pooling.
 
@@ -106,15 +121,8 @@ class ResNet1D(nn.Module):
             nn.BatchNorm1d(width),
             nn.ReLU(),
         )
-        layers: list[nn.Module] = []
-        c_in = width
-        for stage, n in enumerate(blocks):
-            c_out = width * 2**stage
-            for i in range(_check_positive_int("blocks[i]", n)):
-                layers.append(_BasicBlock(c_in, c_out, 2 if (i == 0 and stage > 0) else 1, dims=1))
-                c_in = c_out
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(c_in, _check_positive_int("num_classes", num_classes))
+        self.layers, c_out = _residual_stages(width, blocks, dims=1)
+        self.fc = nn.Linear(c_out, _check_positive_int("num_classes", num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for inputs of shape ``(N, C, L)``."""
@@ -178,15 +186,8 @@ class CifarResNet(nn.Module):
             nn.BatchNorm2d(width),
             nn.ReLU(),
         )
-        layers: list[nn.Module] = []
-        c_in = width
-        for stage, n in enumerate(blocks):
-            c_out = width * 2**stage
-            for i in range(_check_positive_int("blocks[i]", n)):
-                layers.append(_BasicBlock(c_in, c_out, 2 if (i == 0 and stage > 0) else 1, dims=2))
-                c_in = c_out
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(c_in, _check_positive_int("num_classes", num_classes))
+        self.layers, c_out = _residual_stages(width, blocks, dims=2)
+        self.fc = nn.Linear(c_out, _check_positive_int("num_classes", num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for inputs of shape ``(N, C, H, W)``."""

@@ -8,12 +8,16 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .datasets import DATASETS
 from .models import MODELS
 from .optimizers import OPTIMIZERS
 
-__all__ = ["HELP", "add_arguments", "add_common_arguments", "parsed_command", "run", "set_threads"]
+if TYPE_CHECKING:
+    from .loop import TrainConfig
+
+__all__ = ["HELP", "add_arguments", "add_common_arguments", "config_from_args", "parsed_command", "run", "set_threads"]
 
 HELP = (
     "Train one network with one optimiser (paper hyperparameters, LR / 10 at 75 % of the epochs). Writes "
@@ -34,6 +38,26 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def config_from_args(args: argparse.Namespace, **fields: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from the options of :func:`add_common_arguments` plus the command's own
+    ``--optimizer``, ``--epochs`` and ``--seed``; ``fields`` sets the rest (lr, milestone, ...)."""
+    from .loop import TrainConfig
+
+    return TrainConfig(
+        dataset=args.dataset,
+        model=args.model,
+        optimizer=args.optimizer,
+        epochs=args.epochs,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        width=args.width,
+        data_dir=args.data,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        **fields,
+    )
 
 
 def set_threads(threads: int | None) -> None:
@@ -105,24 +129,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``adabayes train``; print the final log row as JSON on stdout."""
-    from .loop import TrainConfig, train
+    from .loop import train
 
     set_threads(args.threads)
-    config = TrainConfig(
-        dataset=args.dataset,
-        model=args.model,
-        optimizer=args.optimizer,
-        epochs=args.epochs,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        lr_sgd=args.lr_sgd,
-        width=args.width,
-        data_dir=args.data,
-        n_train=args.n_train,
-        n_test=args.n_test,
-        milestone=args.milestone,
+    config = config_from_args(
+        args, lr=args.lr, weight_decay=args.weight_decay, lr_sgd=args.lr_sgd, milestone=args.milestone
     )
     out = Path(args.out or f"runs/{config.dataset}-{config.model}-{config.optimizer}-s{config.seed}")
     result = train(
