@@ -6,6 +6,7 @@ Each figure is drawn only when its input files exist; a figure that fails to ren
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -18,50 +19,26 @@ __all__ = ["FIGURES", "HELP", "add_arguments", "render_all", "run"]
 HELP = help_for("figures")
 
 
-def _fig3_generative(data: Path, out: Path) -> Path:
-    from .fig3 import render_generative
+def _lazy(module: str, function: str, png: str) -> Callable[[Path, Path], Path]:
+    """``renderer(data_dir, out_dir)`` drawing ``out_dir/png``; imports ``figures.<module>`` only when used."""
 
-    return render_generative(data, out / "fig3_generative.png")
+    def renderer(data: Path, out: Path) -> Path:
+        return getattr(importlib.import_module(f"figures.{module}"), function)(data, out / png)
 
-
-def _calibration(data: Path, out: Path) -> Path:
-    from .calibration import render
-
-    return render(data, out / "calibration.png")
-
-
-def _fig3_quadratic(data: Path, out: Path) -> Path:
-    from .fig3 import render_quadratic
-
-    return render_quadratic(data, out / "fig3_quadratic.png")
-
-
-def _slopes(data: Path, out: Path) -> Path:
-    from .slopes import render
-
-    return render(data, out / "slopes.png")
-
-
-def _error_map(data: Path, out: Path) -> Path:
-    from .error_map import render
-
-    return render(data, out / "error_map.png")
-
-
-def _losses(data: Path, out: Path) -> Path:
-    from .losses import render
-
-    return render(data, out / "losses.png")
+    return renderer
 
 
 # name -> (input files needed, renderer)
 FIGURES: dict[str, tuple[tuple[str, ...], Callable[[Path, Path], Path]]] = {
-    "fig3_generative": (("generative.npz", "generative.json"), _fig3_generative),
-    "calibration": (("generative.npz", "calibration.json"), _calibration),
-    "error_map": (("generative.npz",), _error_map),
-    "fig3_quadratic": (("quadratic.npz", "quadratic.json"), _fig3_quadratic),
-    "slopes": (("slopes.json",), _slopes),
-    "losses": (("quadratic.npz", "quadratic.json"), _losses),
+    "fig3_generative": (
+        ("generative.npz", "generative.json"),
+        _lazy("fig3", "render_generative", "fig3_generative.png"),
+    ),
+    "calibration": (("generative.npz", "calibration.json"), _lazy("calibration", "render", "calibration.png")),
+    "error_map": (("generative.npz",), _lazy("error_map", "render", "error_map.png")),
+    "fig3_quadratic": (("quadratic.npz", "quadratic.json"), _lazy("fig3", "render_quadratic", "fig3_quadratic.png")),
+    "slopes": (("slopes.json",), _lazy("slopes", "render", "slopes.png")),
+    "losses": (("quadratic.npz", "quadratic.json"), _lazy("losses", "render", "losses.png")),
 }
 
 
