@@ -79,10 +79,16 @@ def plot_curves(
     axes[1].legend(fontsize=8)
     if title:
         fig.suptitle(title)
+    return _save(fig, path, dpi=120)
+
+
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
+    """Lay out, write the PNG (creating its folder) and close the figure; returns the path."""
+    plt = _pyplot()
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
 
@@ -143,9 +149,4 @@ def plot_fig3(record: Mapping[str, np.ndarray], path: str | Path, title: str = "
     ax.grid(alpha=0.3, which="both")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=130)
-    plt.close(fig)
-    return out
+    return _save(fig, path, dpi=130)
