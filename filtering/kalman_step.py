@@ -14,14 +14,15 @@ Notation: ``factor`` and ``noise`` are the coefficients of the variance predicti
 
 from __future__ import annotations
 
-from typing import TypeVar
+from typing import Any
 
 __all__ = ["precision_step", "predict_mean", "predict_variance", "update_mean", "update_variance"]
 
-X = TypeVar("X")  # float, ndarray or Tensor: the functions return what arithmetic on their inputs returns
+# float, ndarray or Tensor: each function returns what arithmetic on its inputs returns (no common static type)
+X = Any
 
 
-def predict_mean(mean_post: X, a: X | float) -> X:
+def predict_mean(mean_post: X, a: X) -> X:
     """Eq. 17a: ``μ_prior(t) = a μ_post(t-1)`` (``a = 1 - η²/(2σ²)``; Eq. 19a replaces ``1 - a`` by λ).
 
     Parameters
@@ -34,7 +35,7 @@ def predict_mean(mean_post: X, a: X | float) -> X:
     return a * mean_post  # Eq. 17a
 
 
-def predict_variance(var_post: X, factor: X | float, noise: X | float) -> X:
+def predict_variance(var_post: X, factor: X, noise: X) -> X:
     """Eq. 17b: ``σ²_prior(t) = factor σ²_post(t-1) + noise`` (paper: ``factor = (1 - η²/(2σ²))²``, ``noise = η²``).
 
     Parameters
@@ -46,7 +47,7 @@ def predict_variance(var_post: X, factor: X | float, noise: X | float) -> X:
     return factor * var_post + noise  # Eq. 17b
 
 
-def update_variance(var_prior: X, h: X | float) -> X:
+def update_variance(var_prior: X, h: X) -> X:
     """Eq. 18a: ``σ²_post = 1 / (1/σ²_prior + h)``: precisions add (Eqs. 37-38; Alg. 1 uses ``h = g²``, Eq. 42).
 
     This form also holds for ``σ²_prior = inf`` (gives ``1/h``) and for ``h = inf`` (gives 0). For ``h = 0`` and
@@ -70,7 +71,7 @@ def update_mean(mean_prior: X, var_post: X, innovation: X) -> X:
     return mean_prior + var_post * innovation  # Eqs. 18b, 41
 
 
-def precision_step(precision: X, factor: X | float, noise: X | float, g2: X | float) -> X:
+def precision_step(precision: X, factor: X, noise: X, g2: X) -> X:
     """Alg. 1's precision recursion, Eqs. 17b and 18a composed: ``λ(t) = 1 / (factor/λ(t-1) + noise) + g²(t)``.
 
     The same map as ``1 / update_variance(predict_variance(1/λ, factor, noise), g2)`` (Eq. 44 before its Taylor
