@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .validation import check_predict
+from .validation import check_array, check_ou_stable, check_predict
 
-__all__ = ["stationary_variance", "transition", "variance_predict_coefficients"]
+__all__ = ["broadcast_transition", "stationary_variance", "transition", "variance_predict_coefficients"]
 
 
 def transition(eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper") -> tuple[np.ndarray, np.ndarray]:
@@ -34,6 +34,30 @@ def transition(eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper") -> tup
             q = np.where(np.isinf(sigma2), eta**2, -sigma2 * np.expm1(-ratio))
         a = np.exp(-0.5 * ratio)
     return a[()], q[()]
+
+
+def broadcast_transition(
+    eta: ArrayLike, sigma2: ArrayLike, shape: tuple[int, ...], predict: str = "paper"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validated per-parameter OU coefficients ``(a, q, sigma2)``, each a new float64 array of shape ``shape``.
+
+    The filters' entry point to :func:`transition`: ``eta`` must be finite and > 0, ``sigma2`` in (0, inf], both
+    broadcastable to ``shape``, and with ``predict="paper"`` the OU step must be stable (η² < 2σ², Eq. 14).
+
+    Raises
+    ------
+    ArgumentTypeError
+        ``eta`` or ``sigma2`` is not real (bool, complex, str), or ``predict`` is not a string.
+    ValueError
+        A value out of range, an unstable OU step, or an unknown ``predict``.
+    """
+    check_predict(predict)
+    eta_b = np.broadcast_to(check_array("eta", eta, lower=0.0), shape)
+    sigma2_b = np.broadcast_to(check_array("sigma2", sigma2, lower=0.0, allow_inf=True), shape)
+    if predict == "paper":
+        check_ou_stable(eta_b, sigma2_b, names=("eta", "sigma2"))
+    a, q = transition(eta_b, sigma2_b, predict)
+    return np.array(a), np.array(q), np.array(sigma2_b)
 
 
 def variance_predict_coefficients(eta: float, sigma2: float, predict: str = "paper") -> tuple[float, float]:

@@ -9,7 +9,7 @@ from filterpy.kalman import KalmanFilter as FilterpyKalmanFilter
 from pykalman import KalmanFilter as PykalmanKalmanFilter
 from scipy.linalg import solve_discrete_are
 
-from filtering import ou
+from filtering import _scalar_kernel, ou
 from filtering import state_space as ss
 
 ETA, SIGMA2 = 0.05, 0.1
@@ -261,6 +261,6 @@ def test_unstable_ou_is_rejected():
 
 def test_parallel_and_serial_kernels_do_not_share_a_cache_entry():
     """numba keys its on-disk cache by qualified name: a shared name made the parallel kernel load the serial one."""
-    par, ser = ss._scalar_filter_parallel, ss._scalar_filter_serial
+    par, ser = _scalar_kernel.scalar_filter_parallel, _scalar_kernel.scalar_filter_serial
     assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
     assert par.py_func.__qualname__ != ser.py_func.__qualname__
