@@ -21,7 +21,7 @@ from numpy.typing import ArrayLike
 from scipy.optimize import brentq
 
 from .ou import variance_predict_coefficients
-from .validation import check_ou_stable, check_positive
+from .validation import check_array, check_ou_stable, check_positive
 
 __all__ = [
     "adam_limit",
@@ -35,28 +35,20 @@ __all__ = [
 ]
 
 
-def _f64(x: ArrayLike) -> np.ndarray:
-    return np.asarray(x, dtype=np.float64)
+def _g2(g2: ArrayLike) -> np.ndarray:
+    return check_array("g2", g2, lower=0.0, allow_equal=True)
 
 
-def _checked(name: str, x: ArrayLike, *, lower: float, allow_equal: bool, allow_inf: bool) -> np.ndarray:
-    """``x`` as float64 after checking every entry is above ``lower`` (or equal to it) and not NaN."""
-    arr = _f64(x)
-    ok = (arr >= lower) if allow_equal else (arr > lower)
-    if not allow_inf:
-        ok &= np.isfinite(arr)
-    if not ok.all():  # NaN fails both comparisons
-        bound = f"[{lower:g}, " if allow_equal else f"({lower:g}, "
-        raise ValueError(f"{name} must lie in {bound}{'inf]' if allow_inf else 'inf)'} and not be NaN")
-    return arr
+def _eta(eta: ArrayLike) -> np.ndarray:
+    return check_array("eta", eta, lower=0.0)
 
 
-def _g2_eta_sigma2(g2: ArrayLike, eta: ArrayLike, sigma2: ArrayLike) -> tuple[np.ndarray, ...]:
-    return (
-        _checked("g2", g2, lower=0.0, allow_equal=True, allow_inf=False),
-        _checked("eta", eta, lower=0.0, allow_equal=False, allow_inf=False),
-        _checked("sigma2", sigma2, lower=0.0, allow_equal=False, allow_inf=True),
-    )
+def _sigma2(sigma2: ArrayLike) -> np.ndarray:
+    return check_array("sigma2", sigma2, lower=0.0, allow_inf=True)
+
+
+def _forget(forget: ArrayLike) -> np.ndarray:
+    return check_array("forget", forget, lower=0.0, upper=1.0)
 
 
 def approx_precision(g2: ArrayLike, eta: ArrayLike, sigma2: ArrayLike) -> np.ndarray:
@@ -77,7 +69,7 @@ def approx_precision(g2: ArrayLike, eta: ArrayLike, sigma2: ArrayLike) -> np.nda
     ndarray, shape (...)
         The approximate fixed-point precision 1/σ²_post.
     """
-    g2, eta, sigma2 = _g2_eta_sigma2(g2, eta, sigma2)
+    g2, eta, sigma2 = _g2(g2), _eta(eta), _sigma2(sigma2)
     half_prior_precision = 0.5 / sigma2
     return half_prior_precision + np.hypot(half_prior_precision, np.sqrt(g2) / eta)  # Eq. 21 (hypot: no overflow)
 
@@ -105,7 +97,7 @@ def exact_precision(g2: ArrayLike, eta: float, sigma2: float, predict: str = "pa
     check_positive("sigma2", sigma2, allow_inf=True)
     if predict == "paper":
         check_ou_stable(eta, sigma2, names=("eta", "sigma2"))  # else the root below is not the fixed point
-    g2 = _checked("g2", g2, lower=0.0, allow_equal=True, allow_inf=False)
+    g2 = _g2(g2)
     factor, noise = variance_predict_coefficients(eta, sigma2, predict)
     # 1 - factor computed without cancellation
     if math.isinf(sigma2):
@@ -121,12 +113,12 @@ def exact_precision(g2: ArrayLike, eta: float, sigma2: float, predict: str = "pa
 
 def sgd_limit(sigma2: ArrayLike) -> np.ndarray:
     """Eq. 22: ``σ²_post -> σ²`` as ⟨g²⟩ -> 0 (the SGD learning rate η_SGD / B of Eq. 23)."""
-    return _checked("sigma2", sigma2, lower=0.0, allow_equal=False, allow_inf=True)
+    return _sigma2(sigma2)
 
 
 def adam_limit(g2: ArrayLike, eta: ArrayLike) -> np.ndarray:
     """Eq. 24 (and Eq. 27 for σ² -> inf): ``σ²_post -> η / sqrt(⟨g²⟩)``, the Adam learning rate."""
-    g2, eta, _ = _g2_eta_sigma2(g2, eta, 1.0)
+    g2, eta = _g2(g2), _eta(eta)
     with np.errstate(divide="ignore"):
         return eta / np.sqrt(g2)
 
@@ -137,11 +129,9 @@ def fading_memory_variance(g2: ArrayLike, forget: ArrayLike) -> np.ndarray:
     ``forget`` is Ollivier's forgetting factor λ in (0, 1). The fixed point of Eq. 30 with g² -> ⟨g²⟩ is
     exact here: ``1/σ²_post = (1 - λ)/σ²_post + ⟨g²⟩`` has the single solution ``λ / ⟨g²⟩``.
     """
-    forget = _checked("forget", forget, lower=0.0, allow_equal=False, allow_inf=False)
-    if (forget >= 1.0).any():
-        raise ValueError("forget must lie in (0, 1)")
+    forget = _forget(forget)
     with np.errstate(divide="ignore"):
-        return forget / _checked("g2", g2, lower=0.0, allow_equal=True, allow_inf=False)
+        return forget / _g2(g2)
 
 
 def fading_memory_process_noise(var_post: ArrayLike, forget: ArrayLike) -> np.ndarray:
@@ -149,9 +139,17 @@ def fading_memory_process_noise(var_post: ArrayLike, forget: ArrayLike) -> np.nd
 
     Eq. 28 gives ``σ²_prior = σ²_post / (1 - λ)``, i.e. ``σ²_prior = σ²_post + Q`` with
     ``Q = λ / (1 - λ) σ²_post`` -- a *variance* (the paper prints it as η rather than η²).
+
+    Parameters
+    ----------
+    var_post : array_like, shape (...)
+        σ²_post in [0, inf].
+    forget : array_like, broadcastable to ``var_post``
+        Forgetting factor λ in (0, 1) (at λ = 1 the prior forgets everything and Q is infinite).
     """
-    forget = _f64(forget)
-    return forget / (1.0 - forget) * _f64(var_post)  # Eq. 29 (as a variance)
+    forget = _forget(forget)
+    var_post = check_array("var_post", var_post, lower=0.0, allow_equal=True, allow_inf=True)
+    return forget / (1.0 - forget) * var_post  # Eq. 29 (as a variance)
 
 
 def eq21_relative_error(g2: ArrayLike, eta: float, sigma2: float, predict: str = "paper") -> np.ndarray:

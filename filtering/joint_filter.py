@@ -78,7 +78,8 @@ def joint_kalman_filter(
     h : array_like, shape (n, n) or (T, n, n)
         Symmetric positive semi-definite curvature matrices.
     eta, sigma2 : array_like, scalar or shape (n,)
-        Per-coordinate OU parameters giving the default diagonal ``A`` and ``Q`` (Eq. 14).
+        Per-coordinate OU parameters giving the default diagonal ``A`` and ``Q`` (Eq. 14), and the default
+        ``var0``; η² < 2σ² (a stable OU step) unless ``transition_matrix`` is given.
     mu : array_like, shape (n,) or (T, n), optional
         Evaluation points; ``None`` = the filter's own μ_prior.
     mean0 : array_like, shape (n,), optional
@@ -101,7 +102,8 @@ def joint_kalman_filter(
     if h.shape not in ((n, n), (steps, n, n)):
         raise ValueError(f"h must have shape ({n}, {n}) or ({steps}, {n}, {n}), got {h.shape}")
     h_t = np.broadcast_to(h, (steps, n, n))
-    a, q, sigma2_b = broadcast_transition(eta, sigma2, (n,), predict)
+    # the OU decay a must be stable only where it is used: a transition_matrix of the caller's replaces it
+    a, q, sigma2_b = broadcast_transition(eta, sigma2, (n,), predict, check_stable=transition_matrix is None)
     a_mat = _square("transition_matrix", transition_matrix, np.diag(a))
     q_mat = _square("process_noise", process_noise, np.diag(q))
     m = np.array(np.broadcast_to(np.zeros(n) if mean0 is None else check_array("mean0", mean0), (n,)))

@@ -37,12 +37,13 @@ def transition(eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper") -> tup
 
 
 def broadcast_transition(
-    eta: ArrayLike, sigma2: ArrayLike, shape: tuple[int, ...], predict: str = "paper"
+    eta: ArrayLike, sigma2: ArrayLike, shape: tuple[int, ...], predict: str = "paper", *, check_stable: bool = True
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validated per-parameter OU coefficients ``(a, q, sigma2)``, each a new float64 array of shape ``shape``.
 
     The filters' entry point to :func:`transition`: ``eta`` must be finite and > 0, ``sigma2`` in (0, inf], both
-    broadcastable to ``shape``, and with ``predict="paper"`` the OU step must be stable (η² < 2σ², Eq. 14).
+    broadcastable to ``shape``, and with ``predict="paper"`` the OU step must be stable (η² < 2σ², Eq. 14) unless
+    ``check_stable=False`` (for a caller that replaces ``a`` by its own transition).
 
     Raises
     ------
@@ -54,7 +55,7 @@ def broadcast_transition(
     check_predict(predict)
     eta_b = np.broadcast_to(check_array("eta", eta, lower=0.0), shape)
     sigma2_b = np.broadcast_to(check_array("sigma2", sigma2, lower=0.0, allow_inf=True), shape)
-    if predict == "paper":
+    if check_stable and predict == "paper":
         check_ou_stable(eta_b, sigma2_b, names=("eta", "sigma2"))
     a, q = transition(eta_b, sigma2_b, predict)
     return np.array(a), np.array(q), np.array(sigma2_b)

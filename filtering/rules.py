@@ -9,6 +9,11 @@ the new parameters are ``params + step``. For every rule ``step = -λ μ + rate 
 λ, Eq. 19a), except :func:`adam`, whose ``weight_decay`` is a coupled L2 penalty. ``state.var_post`` holds
 the rule's current per-parameter learning rate ``rate``: σ²_post for the Bayesian rules, and the equivalent
 quantity for the others (η_SGD/B for SGD, η/(sqrt(⟨g²⟩)+ε) for Adam), so Fig. 3 can be drawn for each.
+The Kalman predict and update of AdaBayes and the fading-memory filter are those of :mod:`filtering.kalman_step`.
+
+Gradients must be real and finite: complex, boolean or string input raises
+:class:`~filtering.validation.ArgumentTypeError`, NaN or ±inf a ``ValueError``; so do ``params`` when a rule
+reads them (weight decay).
 
 All state is float64 with the shape of ``params``; the step has the dtype of ``g`` when that is a floating
 type (float64 otherwise). A step where ``⟨g⟩ = 0`` is exactly 0, even when the learning rate is infinite
@@ -20,17 +25,20 @@ AdaBayes / AdaBayes-FP step is about ``1/g`` (σ²_post = 1/g²): it is finite f
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import kalman_step as ks
 from .fixed_point import approx_precision
 from .ou import variance_predict_coefficients
 from .validation import (
+    check_array,
     check_batch_size,
     check_betas,
+    check_open_unit_interval,
     check_ou_stable,
     check_positive,
     check_predict,
@@ -38,7 +46,9 @@ from .validation import (
 )
 
 __all__ = [
+    "InitFn",
     "RuleState",
+    "UpdateFn",
     "UpdateRule",
     "adabayes",
     "adabayes_fp",
@@ -57,39 +67,47 @@ class RuleState(NamedTuple):
 
     Attributes
     ----------
-    count : int
+    t : int
         Number of updates taken (t in the bias corrections of Eqs. 2 and 4).
     m : ndarray
         Raw first-moment EMA ``m`` (Eq. 2).
-    v : ndarray or None
-        Raw second-moment EMA ``v`` (Eq. 4); ``None`` for rules that do not keep one.
+    v : ndarray
+        Raw second-moment EMA ``v`` (Eq. 4). Rules that keep none (AdaBayes, SGD, fading memory) pass their
+        initial zeros through unchanged.
     var_post : ndarray
         Current per-parameter learning rate (σ²_post or the rule's equivalent).
     """
 
-    count: int
+    t: int
     m: np.ndarray
-    v: np.ndarray | None
+    v: np.ndarray
     var_post: np.ndarray
 
 
-class UpdateRule(NamedTuple):
-    """A named pair of pure functions.
+class InitFn(Protocol):
+    """``init(params) -> RuleState``: the state before the first step, for parameters shaped like ``params``."""
 
-    ``init(params) -> RuleState`` and ``update(g, state, params=None) -> (step, RuleState)``.
-    """
+    def __call__(self, params: ArrayLike) -> RuleState: ...
+
+
+class UpdateFn(Protocol):
+    """``update(g, state, params=None) -> (step, new_state)``; ``params`` is needed only with weight decay."""
+
+    def __call__(
+        self, g: ArrayLike, state: RuleState, params: ArrayLike | None = None
+    ) -> tuple[np.ndarray, RuleState]: ...
+
+
+class UpdateRule(NamedTuple):
+    """A named pair of pure functions: ``init`` (:class:`InitFn`) and ``update`` (:class:`UpdateFn`)."""
 
     name: str
-    init: Callable[[ArrayLike], RuleState]
-    update: Callable[..., tuple[np.ndarray, RuleState]]
+    init: InitFn
+    update: UpdateFn
 
 
 # --------------------------------------------------------------------------------------------------------------
 # shared pieces
-
-
-def _as_state_array(x: ArrayLike) -> np.ndarray:
-    return np.array(x, dtype=np.float64)
 
 
 def _step_dtype(g: np.ndarray) -> np.dtype:
@@ -97,21 +115,19 @@ def _step_dtype(g: np.ndarray) -> np.dtype:
 
 
 def _check_inputs(g: ArrayLike, state: RuleState) -> tuple[np.ndarray, np.dtype]:
+    """``g`` as float64 (real and finite, shaped like the state) and the dtype the step is returned in."""
     g_in = np.asarray(g)
     if g_in.shape != state.m.shape:
         raise ValueError(f"g has shape {g_in.shape}, but the state was initialised for shape {state.m.shape}")
-    g64 = g_in.astype(np.float64, copy=False)
-    if not np.isfinite(g64).all():
-        raise ValueError("g contains NaN or inf")
-    return g64, _step_dtype(g_in)
+    return check_array("g", g_in), _step_dtype(g_in)
 
 
 def _ema(old: np.ndarray, new: np.ndarray, beta: float) -> np.ndarray:
     return beta * old + (1.0 - beta) * new  # Eqs. 2 and 4
 
 
-def _debias(ema: np.ndarray, beta: float, count: int) -> np.ndarray:
-    return ema / (1.0 - beta**count)  # Eqs. 2 and 4
+def _debias(ema: np.ndarray, beta: float, t: int) -> np.ndarray:
+    return ema / (1.0 - beta**t)  # Eqs. 2 and 4
 
 
 def _scaled(rate: np.ndarray, mean_g: np.ndarray) -> np.ndarray:
@@ -123,10 +139,10 @@ def _scaled(rate: np.ndarray, mean_g: np.ndarray) -> np.ndarray:
 def _params_or_raise(params: ArrayLike | None, shape: tuple[int, ...]) -> np.ndarray:
     if params is None:
         raise ValueError("params is required when weight_decay != 0")
-    mu = np.asarray(params, dtype=np.float64)
+    mu = np.asarray(params)
     if mu.shape != shape:
         raise ValueError(f"params has shape {mu.shape}, expected {shape}")
-    return mu
+    return check_array("params", mu)
 
 
 def _decay_step(params: ArrayLike | None, weight_decay: float, shape: tuple[int, ...]) -> np.ndarray | float:
@@ -139,10 +155,10 @@ def _sigma2(lr_sgd: float, batch_size: float) -> float:
     return lr_sgd / batch_size  # Eq. 23
 
 
-def _init(params: ArrayLike, var_post: float, with_v: bool) -> RuleState:
+def _init(params: ArrayLike, var_post: float) -> RuleState:
     shape = np.shape(params)
     zeros = np.zeros(shape, dtype=np.float64)
-    return RuleState(0, zeros, zeros.copy() if with_v else None, np.full(shape, var_post, dtype=np.float64))
+    return RuleState(0, zeros, zeros.copy(), np.full(shape, var_post, dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -191,17 +207,17 @@ def adabayes(
     factor, noise = variance_predict_coefficients(eta, sigma2, predict)
 
     def init(params: ArrayLike) -> RuleState:
-        return _init(params, sigma2, with_v=False)
+        return _init(params, sigma2)
 
-    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None):
+    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None) -> tuple[np.ndarray, RuleState]:
         g, dtype = _check_inputs(g, state)
-        count = state.count + 1
+        t = state.t + 1
         m = _ema(state.m, g, beta1)  # Eq. 2
-        var_prior = factor * state.var_post + noise  # Eq. 17b
+        var_prior = ks.predict_variance(state.var_post, factor, noise)  # Eq. 17b
         with np.errstate(divide="ignore"):
-            var_post = 1.0 / (1.0 / var_prior + g * g)  # Eq. 18a (H ≈ g², Eq. 42)
-        step = _decay_step(params, wd, g.shape) + _scaled(var_post, _debias(m, beta1, count))  # Eq. 19
-        return np.asarray(step, dtype=dtype), RuleState(count, m, None, var_post)
+            var_post = ks.update_variance(var_prior, g * g)  # Eq. 18a (H ≈ g², Eq. 42)
+        step = _decay_step(params, wd, g.shape) + _scaled(var_post, _debias(m, beta1, t))  # Eq. 19
+        return np.asarray(step, dtype=dtype), RuleState(t, m, state.v, var_post)
 
     return UpdateRule(f"AdaBayes({predict})" if predict != "paper" else "AdaBayes", init, update)
 
@@ -226,17 +242,17 @@ def adabayes_fp(
     wd = check_unit_interval("weight_decay", weight_decay)
 
     def init(params: ArrayLike) -> RuleState:
-        return _init(params, sigma2, with_v=True)
+        return _init(params, sigma2)
 
-    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None):
+    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None) -> tuple[np.ndarray, RuleState]:
         g, dtype = _check_inputs(g, state)
-        count = state.count + 1
+        t = state.t + 1
         m = _ema(state.m, g, beta1)  # Eq. 2
         v = _ema(state.v, g * g, beta2)  # Eq. 4
         with np.errstate(divide="ignore"):
-            var_post = 1.0 / approx_precision(_debias(v, beta2, count), eta, sigma2)  # Eq. 21
-        step = _decay_step(params, wd, g.shape) + _scaled(var_post, _debias(m, beta1, count))  # Eq. 19
-        return np.asarray(step, dtype=dtype), RuleState(count, m, v, var_post)
+            var_post = 1.0 / approx_precision(_debias(v, beta2, t), eta, sigma2)  # Eq. 21
+        step = _decay_step(params, wd, g.shape) + _scaled(var_post, _debias(m, beta1, t))  # Eq. 19
+        return np.asarray(step, dtype=dtype), RuleState(t, m, v, var_post)
 
     return UpdateRule("AdaBayes-FP", init, update)
 
@@ -257,37 +273,37 @@ def sgd(
     wd = check_unit_interval("weight_decay", weight_decay)
 
     def init(params: ArrayLike) -> RuleState:
-        return _init(params, rate, with_v=False)
+        return _init(params, rate)
 
-    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None):
+    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None) -> tuple[np.ndarray, RuleState]:
         g, dtype = _check_inputs(g, state)
-        count = state.count + 1
+        t = state.t + 1
         m = _ema(state.m, g, beta1)  # Eq. 2
-        step = _decay_step(params, wd, g.shape) + rate * _debias(m, beta1, count)  # Eq. 1
-        return np.asarray(step, dtype=dtype), RuleState(count, m, None, state.var_post)
+        step = _decay_step(params, wd, g.shape) + rate * _debias(m, beta1, t)  # Eq. 1
+        return np.asarray(step, dtype=dtype), RuleState(t, m, state.v, state.var_post)
 
     return UpdateRule("SGD", init, update)
 
 
-def _adam_family(name: str, lr: float, betas: Sequence[float], eps: float, l2: float, decoupled: float):
+def _adam_family(name: str, lr: float, betas: Sequence[float], eps: float, l2: float, decoupled: float) -> UpdateRule:
     eta = check_positive("lr", lr)
     beta1, beta2 = check_betas(betas)
     eps = check_positive("eps", eps, allow_zero=True)
 
     def init(params: ArrayLike) -> RuleState:
-        return _init(params, math.inf if eps == 0.0 else eta / eps, with_v=True)
+        return _init(params, math.inf if eps == 0.0 else eta / eps)
 
-    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None):
+    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None) -> tuple[np.ndarray, RuleState]:
         g, dtype = _check_inputs(g, state)
         if l2:
             g = g - l2 * _params_or_raise(params, g.shape)  # coupled L2 on the ascent gradient
-        count = state.count + 1
+        t = state.t + 1
         m = _ema(state.m, g, beta1)  # Eq. 2
         v = _ema(state.v, g * g, beta2)  # Eq. 4
         with np.errstate(divide="ignore"):
-            rate = eta / (np.sqrt(_debias(v, beta2, count)) + eps)  # Eq. 3
-        step = _decay_step(params, decoupled, g.shape) + _scaled(rate, _debias(m, beta1, count))  # Eq. 3
-        return np.asarray(step, dtype=dtype), RuleState(count, m, v, rate)
+            rate = eta / (np.sqrt(_debias(v, beta2, t)) + eps)  # Eq. 3
+        step = _decay_step(params, decoupled, g.shape) + _scaled(rate, _debias(m, beta1, t))  # Eq. 3
+        return np.asarray(step, dtype=dtype), RuleState(t, m, v, rate)
 
     return UpdateRule(name, init, update)
 
@@ -321,7 +337,8 @@ def fading_memory(
 ) -> UpdateRule:
     """Ollivier's fading-memory Kalman filter (App. A) with the same momentum and decay as AdaBayes.
 
-    ``1/σ²_prior = (1-λ_f)/σ²_post`` (Eq. 28); ``1/σ²_post = 1/σ²_prior + g²`` (Eqs. 18a, 30);
+    ``1/σ²_prior = (1-λ_f)/σ²_post`` (Eq. 28, in place of the fixed process noise of Eq. 17b);
+    ``1/σ²_post = 1/σ²_prior + g²`` (Eqs. 18a, 30);
     ``μ <- (1-λ) μ + σ²_post ⟨g⟩``. The initial σ²_post is σ² = lr_sgd / batch_size. Its fixed point is the
     mean-square normaliser ``λ_f / ⟨g²⟩`` (Eq. 31).
 
@@ -330,25 +347,23 @@ def fading_memory(
     forget : float
         Forgetting factor λ_f in (0, 1).
     """
-    forget = check_positive("forget", forget)
-    if forget >= 1.0:
-        raise ValueError(f"forget must be in (0, 1), got {forget!r}")
+    forget = check_open_unit_interval("forget", forget)
     sigma2 = _sigma2(check_positive("lr_sgd", lr_sgd, allow_inf=True), check_batch_size(batch_size))
     beta1 = check_unit_interval("beta1", beta1)
     wd = check_unit_interval("weight_decay", weight_decay)
 
     def init(params: ArrayLike) -> RuleState:
-        return _init(params, sigma2, with_v=False)
+        return _init(params, sigma2)
 
-    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None):
+    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None) -> tuple[np.ndarray, RuleState]:
         g, dtype = _check_inputs(g, state)
-        count = state.count + 1
+        t = state.t + 1
         m = _ema(state.m, g, beta1)  # Eq. 2
         with np.errstate(divide="ignore", over="ignore"):
             precision_prior = (1.0 - forget) / state.var_post  # Eq. 28
-            var_post = 1.0 / (precision_prior + g * g)  # Eq. 30
-        step = _decay_step(params, wd, g.shape) + _scaled(var_post, _debias(m, beta1, count))
-        return np.asarray(step, dtype=dtype), RuleState(count, m, None, var_post)
+            var_post = 1.0 / ks.update_precision(precision_prior, g * g)  # Eqs. 18a, 30
+        step = _decay_step(params, wd, g.shape) + _scaled(var_post, _debias(m, beta1, t))
+        return np.asarray(step, dtype=dtype), RuleState(t, m, state.v, var_post)
 
     return UpdateRule("FadingMemory", init, update)
 
@@ -373,17 +388,18 @@ def von(
     wd = check_unit_interval("weight_decay", weight_decay)
 
     def init(params: ArrayLike) -> RuleState:
-        return _init(params, sigma2, with_v=True)
+        return _init(params, sigma2)
 
-    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None):
+    def update(g: ArrayLike, state: RuleState, params: ArrayLike | None = None) -> tuple[np.ndarray, RuleState]:
         g, dtype = _check_inputs(g, state)
-        count = state.count + 1
+        t = state.t + 1
         m = _ema(state.m, g, beta1)  # Eq. 2
         v = _ema(state.v, g * g, beta2)  # Eq. 4
         with np.errstate(divide="ignore"):
-            rate = 1.0 / (1.0 / sigma2 + _debias(v, beta2, count) / alpha)
-        step = _decay_step(params, wd, g.shape) + _scaled(rate, _debias(m, beta1, count))
-        return np.asarray(step, dtype=dtype), RuleState(count, m, v, rate)
+            # Eq. 18a's form with the fixed prior σ² (no prediction) and the curvature ⟨g²⟩/α
+            rate = ks.update_variance(sigma2, _debias(v, beta2, t) / alpha)
+        step = _decay_step(params, wd, g.shape) + _scaled(rate, _debias(m, beta1, t))
+        return np.asarray(step, dtype=dtype), RuleState(t, m, v, rate)
 
     return UpdateRule("VON", init, update)
 

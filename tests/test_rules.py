@@ -64,7 +64,7 @@ def test_adabayes_matches_algorithm_1(predict, wd):
     ref_params, ref_var = _reference_adabayes(grads, mu0, ETA, SIGMA2, 0.9, wd, predict)
     assert _rel(params, ref_params) <= 1e-12
     assert _rel(state.var_post, ref_var) <= 1e-12
-    assert state.count == len(grads)
+    assert state.t == len(grads)
 
 
 def test_adabayes_fp_is_adamw_at_infinite_sigma2():
@@ -148,7 +148,7 @@ def test_update_is_pure():
 def test_bad_gradient_and_shape_raise():
     rule = rules.adabayes(ETA, LR_SGD, batch_size=B)
     state = rule.init(np.zeros(3))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=r"^g must be in \(-inf, inf\)"):
         rule.update(np.array([0.0, np.nan, 0.0]), state)
     with pytest.raises(ValueError, match="shape"):
         rule.update(np.zeros(4), state)
