@@ -34,15 +34,17 @@ from .core import (
     t,
 )
 from .kalman import kalman_update
-from .records import CONFIRMED, ERRATUM, Record
+from .records import Comparison, Record
 
 __all__ = [
     "STATE",
     "adabayes_fp_step",
     "adabayes_step",
     "alg1_checks",
+    "alg1_comparisons",
     "alg1_printed",
     "alg2_checks",
+    "alg2_comparisons",
     "alg2_printed",
     "fading_memory_step",
     "records",
@@ -199,54 +201,114 @@ def _alg2_loop(p: dict[str, object]) -> list[tuple[sp.Symbol, sp.Expr]]:
 _CONVENTIONAL = {m_s, v_s, mu_s, t, g, beta1, beta2, lam}
 
 
-def _moment_checks(p: dict[str, object], d: dict[str, sp.Expr], with_v: bool) -> dict[str, bool]:
+def _moment_comparisons(p: dict[str, object], d: dict[str, sp.Expr], with_v: bool) -> dict[str, Comparison]:
     """Each printed moment line against Eqs. 2/4; the debias lines read the m, v just updated (derived values)."""
-    out = {"m": same(p["m"], d["m"]), "g_mean": same(p["g_mean"].subs(m_s, d["m"]), d["g_mean"])}
+    out = {
+        "m": Comparison("m", p["m"], d["m"]),  # Eq. 2
+        "g_mean": Comparison("g_mean", p["g_mean"].subs(m_s, d["m"]), d["g_mean"]),  # Eq. 2, debiased
+    }
     if with_v:
-        out |= {"v": same(p["v"], d["v"]), "g2_mean": same(p["g2_mean"].subs(v_s, d["v"]), d["g2_mean"])}
+        out["v"] = Comparison("v", p["v"], d["v"])  # Eq. 4
+        out["g2_mean"] = Comparison("g2_mean", p["g2_mean"].subs(v_s, d["v"]), d["g2_mean"])  # Eq. 4, debiased
     return out
 
 
-def alg1_checks(printed: dict[str, object] | None = None) -> dict[str, bool]:
-    """Each line of Alg. 1 (``printed``, default :func:`alg1_printed`) against the form derived from the model."""
+def _init_comparison(init: tuple[sp.Symbol, ...], loop: list[tuple[sp.Symbol, sp.Expr]]) -> Comparison:
+    """The printed initialisation against what the loop reads before writing it (beyond :data:`_CONVENTIONAL`)."""
+    needed, _ = _uninitialised_reads(set(), loop, _CONVENTIONAL)
+    return Comparison("init", sp.FiniteSet(*init), sp.FiniteSet(*needed))
+
+
+def alg1_comparisons(printed: dict[str, object] | None = None) -> dict[str, Comparison]:
+    """Each line of Alg. 1 (``printed``, default :func:`alg1_printed`) compared with the form derived from the model.
+
+    Parameters
+    ----------
+    printed : dict, optional
+        Alg. 1's lines as :func:`alg1_printed` returns them (tests pass corrected or mutated copies).
+
+    Returns
+    -------
+    dict of str to Comparison
+        Keys ``m, g_mean, prior, post, mu, init``.
+    """
     p = alg1_printed() if printed is None else printed
     d = _derived_lines()
-    reads, dead = _uninitialised_reads(set(p["init"]), _alg1_loop(p), _CONVENTIONAL)
-    return _moment_checks(p, d, with_v=False) | {
-        "prior": same(p["prior"], d["prior"]),  # Eq. 17b
-        "post": same(p["post"], d["post"]),  # Eq. 18a
-        "mu": same(p["mu"], d["mu"]),  # Eqs. 19a + 19b
-        "init": not reads and not dead,
+    return _moment_comparisons(p, d, with_v=False) | {
+        "prior": Comparison("prior", p["prior"], d["prior"]),  # Eq. 17b
+        "post": Comparison("post", p["post"], d["post"]),  # Eq. 18a
+        "mu": Comparison("mu", p["mu"], d["mu"]),  # Eqs. 19a + 19b
+        "init": _init_comparison(p["init"], _alg1_loop(p)),
     }
+
+
+def alg2_comparisons(printed: dict[str, object] | None = None) -> dict[str, Comparison]:
+    """Each line of Alg. 2 (``printed``, default :func:`alg2_printed`) compared with the form derived from the model.
+
+    Parameters
+    ----------
+    printed : dict, optional
+        Alg. 2's lines as :func:`alg2_printed` returns them (tests pass corrected or mutated copies).
+
+    Returns
+    -------
+    dict of str to Comparison
+        Keys ``m, v, g_mean, g2_mean, line11, line12, init``.
+    """
+    p = alg2_printed() if printed is None else printed
+    d = _derived_lines()
+    return _moment_comparisons(p, d, with_v=True) | {
+        "line11": Comparison("line11", p["line11"], 1 / d["precision"]),  # σ²_post from Eq. 21
+        "line12": Comparison("line12", p["line12"], d["mu"]),  # Eqs. 19a + 19b
+        "init": _init_comparison(p["init"], _alg2_loop(p)),
+    }
+
+
+def alg1_checks(printed: dict[str, object] | None = None) -> dict[str, bool]:
+    """Outcome of each comparison of :func:`alg1_comparisons` (``True``: the printed line is the derived one)."""
+    return {k: c.holds for k, c in alg1_comparisons(printed).items()}
 
 
 def alg2_checks(printed: dict[str, object] | None = None) -> dict[str, bool]:
-    """Each line of Alg. 2 (``printed``, default :func:`alg2_printed`) against the form derived from the model."""
-    p = alg2_printed() if printed is None else printed
-    d = _derived_lines()
-    reads, dead = _uninitialised_reads(set(p["init"]), _alg2_loop(p), _CONVENTIONAL)
-    return _moment_checks(p, d, with_v=True) | {
-        "line11": same(p["line11"], 1 / d["precision"]),  # σ²_post from Eq. 21
-        "line12": same(p["line12"], d["mu"]),  # Eqs. 19a + 19b
-        "init": not reads and not dead,
-    }
+    """Outcome of each comparison of :func:`alg2_comparisons` (``True``: the printed line is the derived one)."""
+    return {k: c.holds for k, c in alg2_comparisons(printed).items()}
 
 
 def _names(syms: list[sp.Symbol]) -> str:
     return ", ".join(map(str, syms)) or "nothing"
 
 
-def records() -> list[Record]:
-    """Records for the update lines of Algorithms 1 and 2."""
-    d = _derived_lines()
-    # ---------------------------------------------------------------- Alg. 1
-    p1 = alg1_printed()
-    c1 = alg1_checks(p1)
+def _alg1_note(c1: dict[str, bool], p1: dict[str, object]) -> str:
+    """What the line-by-line comparison of Alg. 1 found, in words."""
     reads, dead = _uninitialised_reads(set(p1["init"]), _alg1_loop(p1), _CONVENTIONAL)
+    post = (
+        "is the Kalman update (Eqs. 18a, 35-38, H ≈ g^2). "
+        if c1["post"]
+        else "adds a variance to g^2; the Kalman update (Eqs. 18a, 35-38, H ≈ g^2) adds precisions: "
+        "1/(1/sigma^2_prior + g^2). "
+    )
+    init_tail = (
+        ", so the init should be sigma^2_post <- sigma^2 (m = 0, mu = mu_0, t = step count taken as in Adam)."
+        if reads or dead
+        else " (m = 0, mu = mu_0, t = step count taken as in Adam)."
+    )
+    return (
+        "Update lines checked one by one against the forms derived from the model: the m and <g> lines are Eq. 2 "
+        f"({_verdict(c1['m'] and c1['g_mean'])}), the sigma^2_prior line is Eq. 17b ({_verdict(c1['prior'])}) and "
+        f"the mu line is Eqs. 19a+19b ({_verdict(c1['mu'])}). The sigma^2_post line "
+        + post
+        + f"Initialisation (read-before-write check of the loop): the first iteration reads {_names(reads)} before "
+        f"it is assigned, and the printed init of {_names(dead)} is overwritten before use" + init_tail
+    )
+
+
+def _alg1_record(d: dict[str, sp.Expr]) -> Record:
+    p1 = alg1_printed()
+    comparisons = alg1_comparisons(p1)
+    c1 = {k: c.holds for k, c in comparisons.items()}
     init = Raw("init", r"\text{init}")
-    alg1 = Record(
+    return Record.from_comparison(
         "Alg1",
-        CONFIRMED if all(c1.values()) else ERRATUM,
         lines(
             show(init, s2_prior, "<-", sigma2),
             show(s2_prior, "<-", p1["prior"]),
@@ -259,31 +321,35 @@ def records() -> list[Record]:
             show(s2_post, "<-", d["post"], "=", 1 / (1 / s2_prior + g**2)),
             show(mu_s, "<-", d["mu"]),
         ),
-        "Update lines checked one by one against the forms derived from the model: the m and <g> lines are Eq. 2 "
-        f"({_verdict(c1['m'] and c1['g_mean'])}), the sigma^2_prior line is Eq. 17b ({_verdict(c1['prior'])}) and "
-        f"the mu line is Eqs. 19a+19b ({_verdict(c1['mu'])}). The sigma^2_post line "
-        + (
-            "is the Kalman update (Eqs. 18a, 35-38, H ≈ g^2). "
-            if c1["post"]
-            else "adds a variance to g^2; the Kalman update (Eqs. 18a, 35-38, H ≈ g^2) adds precisions: "
-            "1/(1/sigma^2_prior + g^2). "
-        )
-        + f"Initialisation (read-before-write check of the loop): the first iteration reads {_names(reads)} before "
-        f"it is assigned, and the printed init of {_names(dead)} is overwritten before use"
-        + (
-            ", so the init should be sigma^2_post <- sigma^2 (m = 0, mu = mu_0, t = step count taken as in Adam)."
-            if reads or dead
-            else " (m = 0, mu = mu_0, t = step count taken as in Adam)."
-        ),
+        _alg1_note(c1, p1),
+        checks=tuple(comparisons.values()),
     )
-    # ---------------------------------------------------------------- Alg. 2
+
+
+def _alg2_note(c2: dict[str, bool], is_precision: bool) -> str:
+    """What the line-by-line comparison of Alg. 2 found, in words."""
+    if is_precision and not c2["line11"]:
+        assigns = "a precision to sigma^2_post: the learning rate is its inverse."
+    elif c2["line11"]:
+        assigns = "Eq. 21's learning rate to sigma^2_post."
+    else:
+        assigns = "neither Eq. 21's learning rate nor its precision."
+    return (
+        f"Lines 6-9 are Eqs. 2 and 4 ({_verdict(all(c2[k] for k in ('m', 'v', 'g_mean', 'g2_mean')))}) and line 12 "
+        f"is Eqs. 19a+19b ({_verdict(c2['line12'])}). Line 11's right-hand side "
+        f"{'equals' if is_precision else 'does not equal'} Eq. 21's precision 1/sigma^2_post (checked), so it assigns "
+        + assigns
+    )
+
+
+def _alg2_record(d: dict[str, sp.Expr]) -> Record:
     p2 = alg2_printed()
-    c2 = alg2_checks(p2)
+    comparisons = alg2_comparisons(p2)
+    c2 = {k: c.holds for k, c in comparisons.items()}
     is_precision = same(p2["line11"], d["precision"])
     l11, l12 = Raw("line 11:", r"\text{11:}"), Raw("line 12:", r"\text{12:}")
-    alg2 = Record(
+    return Record.from_comparison(
         "Alg2",
-        CONFIRMED if all(c2.values()) else ERRATUM,
         lines(show(l11, s2_post, "<-", p2["line11"]), show(l12, mu_s, "<-", p2["line12"])),
         lines(
             show(l11, 1 / s2_post, "<-", p2["line11"], ";", s2_post, "=", 1 / d["precision"])
@@ -291,21 +357,24 @@ def records() -> list[Record]:
             else show(l11, s2_post, "<-", 1 / d["precision"]),
             show(l12, mu_s, "<-", d["mu"]),
         ),
-        f"Lines 6-9 are Eqs. 2 and 4 ({_verdict(all(c2[k] for k in ('m', 'v', 'g_mean', 'g2_mean')))}) and line 12 "
-        f"is Eqs. 19a+19b ({_verdict(c2['line12'])}). Line 11's right-hand side "
-        f"{'equals' if is_precision else 'does not equal'} Eq. 21's precision 1/sigma^2_post (checked), so it assigns "
-        + (
-            "a precision to sigma^2_post: the learning rate is its inverse."
-            if is_precision and not c2["line11"]
-            else (
-                "Eq. 21's learning rate to sigma^2_post."
-                if c2["line11"]
-                else "neither Eq. 21's learning rate nor its precision."
-            )
-        ),
+        _alg2_note(c2, is_precision),
+        checks=tuple(comparisons.values()),
     )
-    return [alg1, alg2]
+
+
+def records() -> list[Record]:
+    """Records for the update lines of Algorithms 1 and 2.
+
+    Returns
+    -------
+    list of Record
+        ``Alg1`` and ``Alg2``, each decided by the comparisons of its lines (:func:`alg1_comparisons`,
+        :func:`alg2_comparisons`).
+    """
+    d = _derived_lines()
+    return [_alg1_record(d), _alg2_record(d)]
 
 
 def _verdict(ok: bool) -> str:
+    """``confirmed`` or ``MISMATCH`` for a note."""
     return "confirmed" if ok else "MISMATCH"

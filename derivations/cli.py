@@ -10,7 +10,8 @@ __all__ = ["HELP", "add_arguments", "main", "run"]
 
 HELP = (
     "Re-derive every numbered equation of §3 and Appendices A-D of Aitchison's AdaBayes paper (and the update "
-    "lines of Algorithms 1 and 2) in SymPy; report which are confirmed, approximations or errata."
+    "lines of Algorithms 1 and 2) in SymPy; report which are confirmed, approximations or errata (decided by "
+    "comparing the printed form with the derived one), and which are definitions or assumptions (nothing to check)."
 )
 
 

@@ -3,11 +3,14 @@
 Every derivation module builds its results from the symbols defined here, so that the same ``eta``, ``sigma2``
 ... appear in all records and the LaTeX names are kept in one table (:data:`TEX_NAMES`).
 
-Two kinds of checks are used:
+Checks:
 
 * :func:`same` -- symbolic first (``cancel`` of the difference), then, only for expressions with radicals or
   transcendental functions that ``cancel`` cannot normalise, a numeric identity test at seeded random rational
-  points evaluated with 50 significant digits.
+  points evaluated with 50 significant digits (matrices element-wise, sets by equality).
+* :func:`same_at`, :func:`same_to_order`, :func:`asymptotic_to`, :func:`same_up_to_constant` -- the weaker
+  comparisons an approximate, asymptotic or unnormalised printed form is held to. Each is a ``test(printed,
+  derived) -> bool`` for :class:`derivations.records.Comparison`.
 * :func:`expect` -- exact moments of polynomials in independent standard normal variables, which is all the
   Gaussian algebra of the paper needs (affine maps of Gaussians, Eqs. 7, 12-14, 17, 34, 42) without the
   integration machinery of :mod:`sympy.stats`.
@@ -16,7 +19,7 @@ Two kinds of checks are used:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import sympy as sp
@@ -25,9 +28,18 @@ __all__ = [
     "TEX_NAMES",
     "Raw",
     "Shown",
+    "Test",
+    "asymptotic_to",
     "expect",
+    "gaussian_moments",
+    "lines",
+    "register_tex",
     "same",
+    "same_at",
+    "same_to_order",
+    "same_up_to_constant",
     "show",
+    "standard_normals",
 ]
 
 # --------------------------------------------------------------------------------------------------------------
@@ -161,19 +173,21 @@ def lines(*items: Shown) -> Shown:
 # checks
 
 
+Test = Callable[[object, object], bool]
+"""A comparison test: ``test(printed, derived) -> bool`` (see :class:`derivations.records.Comparison`)."""
+
+
 def _has_radicals_or_functions(expr: sp.Expr) -> bool:
+    """Whether ``expr`` holds something ``cancel`` cannot normalise (radicals, ``exp``, ``log``, ``Abs``, ...)."""
     if expr.has(sp.exp, sp.log, sp.Abs, sp.sign, sp.Min, sp.Max):
         return True
     return any(not p.exp.is_Integer for p in expr.atoms(sp.Pow))
 
 
-def same(a: sp.Expr, b: sp.Expr, *, points: int = 4, seed: int = 20240607) -> bool:
-    """Decide whether ``a == b`` as functions of their free symbols (under the symbols' assumptions).
-
-    ``cancel(a - b) == 0`` settles rational expressions symbolically. Expressions with radicals or ``exp`` are
-    first tried with ``cancel`` and, failing that, evaluated at ``points`` seeded random positive rational points
-    with 50 digits (a probabilistic identity test; a non-identity passes it only by accident of measure zero).
-    """
+def _same_scalar(a: object, b: object, points: int, seed: int) -> bool:
+    """:func:`same` for two scalar expressions (``nan`` on either side is never the same)."""
+    if sp.sympify(a).has(sp.nan) or sp.sympify(b).has(sp.nan):
+        return False
     diff = sp.cancel(sp.together(sp.sympify(a) - sp.sympify(b)))
     if diff == 0:
         return True
@@ -189,6 +203,128 @@ def same(a: sp.Expr, b: sp.Expr, *, points: int = 4, seed: int = 20240607) -> bo
         if abs(left - right) > sp.Float("1e-35", 50) * scale:
             return False
     return True
+
+
+def same(a: object, b: object, *, points: int = 4, seed: int = 20240607) -> bool:
+    """Decide whether ``a == b`` as functions of their free symbols (under the symbols' assumptions).
+
+    ``cancel(a - b) == 0`` settles rational expressions symbolically. Expressions with radicals or ``exp`` are
+    first tried with ``cancel`` and, failing that, evaluated at ``points`` seeded random positive rational points
+    with 50 digits (a probabilistic identity test; a non-identity passes it only by accident of measure zero).
+
+    Parameters
+    ----------
+    a, b : sympy.Expr, sympy.MatrixBase or sympy.Set
+        Scalars are compared as above; matrices element by element (shapes must agree); sets by equality.
+    points : int
+        Number of random points for the numeric identity test.
+    seed : int
+        Seed of those points (deterministic results).
+
+    Returns
+    -------
+    bool
+        ``True`` when the two sides are identical.
+    """
+    if isinstance(a, sp.MatrixBase) or isinstance(b, sp.MatrixBase):
+        if not (isinstance(a, sp.MatrixBase) and isinstance(b, sp.MatrixBase)) or a.shape != b.shape:
+            return False
+        return all(_same_scalar(x, y, points, seed) for x, y in zip(a, b, strict=True))
+    if isinstance(a, sp.Set) or isinstance(b, sp.Set):
+        return a == b
+    return _same_scalar(a, b, points, seed)
+
+
+def same_at(var: sp.Symbol, value: sp.Expr) -> Test:
+    """Test: ``printed`` and ``derived`` agree at ``var = value`` (an approximation exact in that limit).
+
+    Parameters
+    ----------
+    var : sympy.Symbol
+        The small parameter (e.g. ``r = eta^2/sigma^2``).
+    value : sympy.Expr
+        Where the two sides must agree (e.g. 0).
+
+    Returns
+    -------
+    callable
+        ``test(printed, derived) -> bool``.
+    """
+
+    def test(printed: object, derived: object) -> bool:
+        return same(sp.sympify(printed).subs(var, value), sp.sympify(derived).subs(var, value))
+
+    return test
+
+
+def same_to_order(var: sp.Symbol, order: int, *, substitute: dict | None = None) -> Test:
+    """Test: ``printed - derived`` is ``O(var**(order + 1))`` about ``var = 0`` (a truncation of that order).
+
+    Parameters
+    ----------
+    var : sympy.Symbol
+        The expansion variable.
+    order : int
+        Highest power of ``var`` at which the two sides must agree.
+    substitute : dict, optional
+        Applied to both sides first (e.g. ``{eta: sqrt(eps)}`` to expand in ``eta^2``).
+
+    Returns
+    -------
+    callable
+        ``test(printed, derived) -> bool``.
+    """
+
+    def test(printed: object, derived: object) -> bool:
+        diff = sp.sympify(printed) - sp.sympify(derived)
+        if substitute:
+            diff = diff.subs(substitute)
+        ser = sp.series(diff, var, 0, order + 1).removeO()
+        return sp.simplify(ser) == 0
+
+    return test
+
+
+def asymptotic_to(var: sp.Symbol, point: sp.Expr) -> Test:
+    """Test: ``derived / printed -> 1`` as ``var -> point`` (an asymptotic statement).
+
+    Parameters
+    ----------
+    var : sympy.Symbol
+        The variable of the limit.
+    point : sympy.Expr
+        Where the limit is taken (e.g. ``sympy.oo``).
+
+    Returns
+    -------
+    callable
+        ``test(printed, derived) -> bool``.
+    """
+
+    def test(printed: object, derived: object) -> bool:
+        return sp.limit(sp.sympify(derived) / sp.sympify(printed), var, point) == 1
+
+    return test
+
+
+def same_up_to_constant(var: sp.Symbol) -> Test:
+    """Test: ``printed - derived`` does not depend on ``var`` (equal up to a ``var``-free constant).
+
+    Parameters
+    ----------
+    var : sympy.Symbol
+        The variable (e.g. ``w*`` for log densities known up to normalisation).
+
+    Returns
+    -------
+    callable
+        ``test(printed, derived) -> bool``.
+    """
+
+    def test(printed: object, derived: object) -> bool:
+        return sp.cancel(sp.diff(sp.sympify(printed) - sp.sympify(derived), var)) == 0
+
+    return test
 
 
 def expect(expr: sp.Expr, normals: Sequence[sp.Symbol]) -> sp.Expr:
@@ -216,19 +352,3 @@ def gaussian_moments(expr: sp.Expr, normals: Sequence[sp.Symbol]) -> tuple[sp.Ex
 def standard_normals(prefix: str, n: int) -> list[sp.Symbol]:
     """``n`` fresh real symbols ``prefix_1 .. prefix_n`` standing for independent N(0, 1) variables."""
     return list(sp.symbols(f"{prefix}_1:{n + 1}", real=True))
-
-
-def leading_term(expr: sp.Expr, var: sp.Symbol, n: int = 4) -> sp.Expr:
-    """First non-zero term of the series of ``expr`` in ``var`` about 0 (factored)."""
-    ser = sp.series(expr, var, 0, n).removeO()
-    if ser == 0:
-        return sp.Integer(0)
-    return sp.factor(sp.expand(ser).as_leading_term(var))
-
-
-def free_symbols_sorted(exprs: Iterable[sp.Expr]) -> list[sp.Symbol]:
-    """The free symbols of ``exprs``, sorted by name (deterministic lambdify signatures)."""
-    out: set[sp.Symbol] = set()
-    for e in exprs:
-        out |= e.free_symbols
-    return sorted(out, key=str)

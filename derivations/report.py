@@ -7,9 +7,9 @@ import textwrap
 from collections import Counter
 from collections.abc import Sequence
 
-from .records import Extra, Record
+from .records import STATUSES, Extra, Record
 
-__all__ = ["json_report", "markdown_report", "text_report"]
+__all__ = ["json_report", "markdown_report", "status_counts", "text_report"]
 
 _WIDTH = 120
 
@@ -24,16 +24,32 @@ def json_report(records: Sequence[Record]) -> str:
     return json.dumps([r.as_dict() for r in records], indent=2, ensure_ascii=False)
 
 
-def _summary(records: Sequence[Record]) -> str:
+def status_counts(records: Sequence[Record]) -> dict[str, int]:
+    """How many records have each status, in the order of :data:`derivations.records.STATUSES`.
+
+    Parameters
+    ----------
+    records : sequence of Record
+
+    Returns
+    -------
+    dict of str to int
+        ``{"confirmed": n, "approximation": n, "erratum": n, "definition": n, "assumption": n}``.
+    """
     counts = Counter(r.status for r in records)
-    return ", ".join(f"{counts[s]} {s}" for s in ("confirmed", "approximation", "erratum"))
+    return {s: counts[s] for s in STATUSES}
+
+
+def _summary(records: Sequence[Record]) -> str:
+    """``"27 confirmed, 7 approximation, ..."``: the status counts in words."""
+    return ", ".join(f"{n} {s}" for s, n in status_counts(records).items())
 
 
 def text_report(records: Sequence[Record], extras: Sequence[Extra] = ()) -> str:
     """A readable report: a status table, then each derivation, then the results beyond the paper."""
     out = [
-        f"Aitchison, 'Bayesian filtering unifies adaptive and non-adaptive ...': {len(records)} equations re-derived "
-        f"({_summary(records)})",
+        f"Aitchison, 'Bayesian filtering unifies adaptive and non-adaptive ...': {len(records)} equations and "
+        f"algorithm lines ({_summary(records)})",
         "",
     ]
     out.append(f"{'eq':<6} {'status':<14} {'printed':<48} derived")
@@ -48,6 +64,7 @@ def text_report(records: Sequence[Record], extras: Sequence[Extra] = ()) -> str:
         out.append(f"  derived: {r.derived.text}")
         for label, formula in r.steps:
             out.append(f"  step ({label}): {formula.text}")
+        out.append(f"  {_basis(r)}")
         out.append("  note:")
         out.extend(wrap.wrap(r.note))
         out.append("")
@@ -64,6 +81,16 @@ def text_report(records: Sequence[Record], extras: Sequence[Extra] = ()) -> str:
     return "\n".join(out)
 
 
+def _basis(r: Record) -> str:
+    """How the status was reached: the comparisons and their outcomes, or given with a reason."""
+    if not r.checks:
+        return "status given (nothing printed to compare; the reason is in the note)"
+    parts = [f"{c.label} {'holds' if c.holds else 'FAILS'}" for c in r.checks]
+    if r.exact is not None:
+        parts.append(f"exact form {'holds' if r.exact.holds else 'differs'}")
+    return "status from comparisons: " + ", ".join(parts)
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", r"\|")
 
@@ -73,7 +100,8 @@ def markdown_report(records: Sequence[Record], extras: Sequence[Extra] = ()) -> 
     out = [
         "# Re-derivation of Aitchison's AdaBayes equations",
         "",
-        f"{len(records)} equations and algorithm lines re-derived in SymPy: {_summary(records)}.",
+        f"{len(records)} equations and algorithm lines, each re-derived in SymPy and compared with the printed form "
+        f"unless the paper defines or assumes it: {_summary(records)}.",
         "",
         "| equation | status | note |",
         "|---|---|---|",
@@ -97,7 +125,7 @@ def markdown_report(records: Sequence[Record], extras: Sequence[Extra] = ()) -> 
         ]
         for label, formula in r.steps:
             out += [f"*{label}:*", "", f"$$ {formula.tex} $$", ""]
-        out += [r.note, ""]
+        out += [f"*{_basis(r).capitalize()}.*", "", r.note, ""]
     if extras:
         out += ["# Beyond the paper", ""]
         for e in extras:
