@@ -4,8 +4,8 @@ Each factory (:func:`adabayes`, :func:`adabayes_fp`, :func:`sgd`, :func:`adam`, 
 :func:`fading_memory`, :func:`von`) validates its hyperparameters and returns an :class:`UpdateRule`
 whose ``init`` and ``update`` never mutate their inputs.
 
-Convention (DESIGN.md): ``g`` is the gradient of the *summed* minibatch log-likelihood, to be *ascended*;
-the new parameters are ``params + step``. For every rule ``step = -λ μ + rate · ⟨g⟩`` (decoupled weight decay
+Convention (the paper's): ``g`` is the gradient of the *summed* minibatch log-likelihood, to be *ascended*; the
+new parameters are ``params + step``. For every rule ``step = -λ μ + rate · ⟨g⟩`` (decoupled weight decay
 λ, Eq. 19a), except :func:`adam`, whose ``weight_decay`` is a coupled L2 penalty. ``state.var_post`` holds
 the rule's current per-parameter learning rate ``rate``: σ²_post for the Bayesian rules, and the equivalent
 quantity for the others (η_SGD/B for SGD, η/(sqrt(⟨g²⟩)+ε) for Adam), so Fig. 3 can be drawn for each.
@@ -409,7 +409,7 @@ def von(
 
 
 def apply_updates(params: ArrayLike, step: ArrayLike) -> np.ndarray:
-    """Return ``params + step`` (the ascent convention of DESIGN.md) as float64."""
+    """Return ``params + step`` (the ascent convention of the module docstring) as float64."""
     return np.asarray(params, dtype=np.float64) + np.asarray(step, dtype=np.float64)
 
 

@@ -106,3 +106,22 @@ def test_validity_range_rejects_bad_input(bad):
 def test_fixed_point_functions_reject_bad_input(fn, kwargs, name):
     with pytest.raises(ValueError, match=name):
         fn(**kwargs)
+
+
+@pytest.mark.parametrize("forget", [1.0, 1.5, 0.0, -0.1, np.nan, [0.5, 1.0]])
+def test_fading_memory_process_noise_rejects_forget_outside_unit_interval(forget):
+    """λ >= 1 gave inf or a negative "variance", λ <= 0 a zero or negative one."""
+    with pytest.raises(ValueError, match=r"forget must be in \(0, 1\)"):
+        fp.fading_memory_process_noise(0.3, forget)
+
+
+def test_fading_memory_process_noise_checks_the_variance():
+    with pytest.raises(ValueError, match="var_post"):
+        fp.fading_memory_process_noise(-0.3, 0.1)
+    np.testing.assert_allclose(fp.fading_memory_process_noise([0.3, np.inf], 0.5), [0.3, np.inf])  # λ/(1-λ) = 1
+
+
+@pytest.mark.parametrize("fn", [fp.approx_precision, fp.exact_precision])
+def test_fixed_points_refuse_complex_g2(fn):
+    with pytest.raises(TypeError, match="g2"):
+        fn(np.array([1.0 + 1.0j]), ETA, SIGMA2)

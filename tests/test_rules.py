@@ -159,3 +159,96 @@ def test_bad_gradient_and_shape_raise():
 def test_ou_stability_is_checked():
     with pytest.raises(ValueError, match="lr"):
         rules.adabayes(lr=0.1, lr_sgd=0.1, batch_size=100)  # η² = 1e-2 > 2σ² = 2e-3
+
+
+# --------------------------------------------------------------------------------------------------------------
+# inline references for the rules the tests above reach only through their fixed points (issue 12 mutants)
+
+
+def _all_rules(wd: float = 0.0) -> list[rules.UpdateRule]:
+    return [
+        rules.adabayes(ETA, LR_SGD, batch_size=B, weight_decay=wd),
+        rules.adabayes_fp(ETA, LR_SGD, batch_size=B, weight_decay=wd),
+        rules.sgd(LR_SGD, batch_size=B, weight_decay=wd),
+        rules.adam(ETA, weight_decay=wd),
+        rules.adamw(ETA, weight_decay=wd),
+        rules.fading_memory(0.01, LR_SGD, batch_size=B, weight_decay=wd),
+        rules.von(1e-2, LR_SGD, batch_size=B, weight_decay=wd),
+    ]
+
+
+def test_von_matches_khan_2018_eq7_without_the_prior_gradient():
+    """Khan et al. (2018) Eq. 7: ``μ <- μ - α (ĝ + λ̃ μ) / (s + λ̃)`` with ``s`` an EMA of the squared gradient.
+
+    Here the ascent form with momentum and Adam-style debiasing, no prior-gradient term (weight_decay = 0), and
+    VON's λ̃ = α / σ² (the prior precision scaled by the step size), so the rate is ``α / (ŝ + α/σ²)``.
+    """
+    alpha, beta1, beta2 = 1e-2, 0.8, 0.95
+    grads = _gradients(5, steps=40)
+    params, rates, state = rules.run_rule(
+        rules.von(alpha, LR_SGD, batch_size=B, betas=(beta1, beta2)), np.linspace(-1, 1, 7), grads
+    )
+    lam_tilde = alpha / SIGMA2
+    mu, m, s = np.linspace(-1, 1, 7), np.zeros(7), np.zeros(7)
+    for t, g in enumerate(grads, start=1):
+        m = beta1 * m + (1 - beta1) * g
+        s = beta2 * s + (1 - beta2) * g * g
+        rate = alpha / (s / (1 - beta2**t) + lam_tilde)
+        mu = mu + rate * m / (1 - beta1**t)
+        np.testing.assert_allclose(rates[t - 1], rate, rtol=1e-13)
+        np.testing.assert_allclose(params[t - 1], mu, rtol=1e-12)
+    np.testing.assert_allclose(state.v, s, rtol=1e-14)
+
+
+def test_fading_memory_matches_appendix_a_step_by_step():
+    """Eqs. 28, 30 and the debiased momentum of Eq. 2, with decoupled decay, one line each."""
+    forget, beta1, wd = 0.05, 0.9, 1e-3
+    grads = _gradients(6, steps=30)
+    mu0 = np.linspace(-1, 1, 7)
+    params, rates, state = rules.run_rule(
+        rules.fading_memory(forget, LR_SGD, batch_size=B, beta1=beta1, weight_decay=wd), mu0, grads
+    )
+    mu, m, precision = mu0.copy(), np.zeros(7), np.full(7, 1 / SIGMA2)
+    for t, g in enumerate(grads, start=1):
+        m = beta1 * m + (1 - beta1) * g
+        precision = (1 - forget) * precision + g * g  # Eq. 28 then Eq. 30
+        mu = (1 - wd) * mu + (m / (1 - beta1**t)) / precision
+        np.testing.assert_allclose(rates[t - 1], 1 / precision, rtol=1e-13)
+        np.testing.assert_allclose(params[t - 1], mu, rtol=1e-12)
+    assert state.t == len(grads)
+    np.testing.assert_array_equal(state.v, 0.0)  # no second moment kept: the initial zeros pass through
+
+
+def test_first_step_is_debiased():
+    """After one step the debiased momentum is g itself, whatever β1: the first step is rate(1) · g."""
+    g = np.array([0.3, -2.0, 5.0])
+    for rule in (
+        rules.adabayes(ETA, LR_SGD, batch_size=B, betas=(0.99, 0.999)),
+        rules.fading_memory(0.01, LR_SGD, batch_size=B, beta1=0.99),
+        rules.sgd(LR_SGD, batch_size=B, beta1=0.99),
+        rules.von(1e-2, LR_SGD, batch_size=B, betas=(0.99, 0.9)),
+    ):
+        step, state = rule.update(g, rule.init(np.zeros(3)))
+        np.testing.assert_allclose(step, state.var_post * g, rtol=1e-14, err_msg=rule.name)
+
+
+@pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
+def test_every_rule_refuses_non_finite_gradients(bad):
+    for rule in _all_rules():
+        state = rule.init(np.zeros(3))
+        with pytest.raises(ValueError, match=r"^g must be in \(-inf, inf\)"):
+            rule.update(np.array([0.0, bad, 1.0]), state, np.zeros(3))
+
+
+@pytest.mark.parametrize("bad", [np.array([1.0 + 0.0j, 2.0, 3.0]), np.array([1.0, 2.0, 3.0 + 1e-3j]), [1j, 0, 0]])
+def test_every_rule_refuses_complex_gradients(bad):
+    for rule in _all_rules():
+        with pytest.raises(TypeError, match="g must hold real numbers"):
+            rule.update(bad, rule.init(np.zeros(3)), np.zeros(3))
+
+
+@pytest.mark.parametrize("params", [np.array([0.0, np.inf, 0.0]), np.array([0.0, 1j, 0.0])])
+def test_rules_with_weight_decay_refuse_bad_params(params):
+    for rule in _all_rules(wd=1e-3):
+        with pytest.raises(ValueError, match="params"):
+            rule.update(np.ones(3), rule.init(np.zeros(3)), params)

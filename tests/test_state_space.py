@@ -264,3 +264,116 @@ def test_parallel_and_serial_kernels_do_not_share_a_cache_entry():
     par, ser = _scalar_kernel.scalar_filter_parallel, _scalar_kernel.scalar_filter_serial
     assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
     assert par.py_func.__qualname__ != ser.py_func.__qualname__
+
+
+# --------------------------------------------------------------------------------------------------------------
+# validation gaps of issue 13 and the mutants of issue 12
+
+
+def test_non_symmetric_transition_matrix_matches_filterpy():
+    """A rotation-like A (A != Aᵀ) with a full Hessian: Eq. 17b needs A Σ Aᵀ, not A Σ A."""
+    rng = np.random.default_rng(12)
+    n, steps = 3, 25
+    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    hess = basis @ np.diag(10.0 ** rng.uniform(-1, 1, n)) @ basis.T
+    a_mat = np.array([[0.95, 0.30, 0.0], [-0.20, 0.90, 0.10], [0.0, 0.05, 0.99]])
+    q_mat = np.diag([1e-3, 2e-3, 5e-4])
+    mu = rng.standard_normal((steps, n))
+    g = rng.standard_normal((steps, n))
+    joint = ss.joint_kalman_filter(g, hess, ETA, SIGMA2, mu=mu, transition_matrix=a_mat, process_noise=q_mat)
+    kf = FilterpyKalmanFilter(dim_x=n, dim_z=n)
+    kf.x, kf.P, kf.F, kf.Q = np.zeros((n, 1)), SIGMA2 * np.eye(n), a_mat, q_mat
+    for t in range(steps):
+        kf.predict()
+        np.testing.assert_allclose(joint.cov_prior[t], kf.P, rtol=1e-10, atol=1e-14)
+        kf.update((g[t] + hess @ mu[t]).reshape(n, 1), R=hess, H=hess)  # pseudo-observation y = g + H μ
+        np.testing.assert_allclose(joint.mean_post[t], kf.x[:, 0], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(joint.cov_post[t], kf.P, rtol=1e-9, atol=1e-14)
+
+
+def test_kalman_filter_rejects_an_unstable_ou_step():
+    g, h = np.zeros((3, 2)), np.ones((3, 2))
+    with pytest.raises(ValueError, match=r"eta\*\*2 < 2 \* sigma2"):
+        ss.kalman_filter(g, h, 1.0, 0.2)  # η² = 1 >= 2σ² = 0.4: the OU factor of Eq. 14 is negative
+    with pytest.raises(ValueError, match=r"eta\*\*2 < 2 \* sigma2"):
+        ss.kalman_filter(g, h, [0.1, 1.0], 0.2)  # one unstable parameter is enough
+    with pytest.raises(ValueError, match=r"eta\*\*2 < 2 \* sigma2"):
+        ss.kalman_filter_reference(g, h, 1.0, 0.2)
+    with pytest.raises(ValueError, match=r"eta\*\*2 < 2 \* sigma2"):
+        ss.joint_kalman_filter(g, np.eye(2), 1.0, 0.2)
+    # the exponential discretisation is stable for every η, and a caller's own A needs no OU check
+    assert np.isfinite(ss.kalman_filter(g, h, 1.0, 0.2, predict="exponential").var_post).all()
+    joint = ss.joint_kalman_filter(g, np.eye(2), 1.0, 0.2, transition_matrix=np.eye(2))
+    assert np.isfinite(joint.cov_post).all()
+
+
+def test_kalman_filter_rejects_aliased_outputs():
+    g, h = np.zeros((4, 3)), np.ones((4, 3))
+    o = np.empty((4, 3))
+    with pytest.raises(ValueError, match=r"out\[0\] and out\[1\] must not share memory"):
+        ss.kalman_filter(g, h, ETA, SIGMA2, out=(o, o))
+    with pytest.raises(ValueError, match=r"out\[0\] must not share memory with the inputs"):
+        ss.kalman_filter(g, h, ETA, SIGMA2, out=(g, o))
+    with pytest.raises(ValueError, match=r"out\[1\] must not share memory with the inputs"):
+        ss.kalman_filter(g, h, ETA, SIGMA2, out=(o, h))
+    mu = np.zeros((4, 3))
+    with pytest.raises(ValueError, match=r"out\[1\] must not share memory with the inputs"):
+        ss.kalman_filter(g, h, ETA, SIGMA2, mu=mu, out=(o, mu))
+    with pytest.raises(ValueError, match=r"out\[0\] and out\[1\] must not share memory"):
+        ss.kalman_filter_reference(g, h, ETA, SIGMA2, out=(o, o))
+    with pytest.raises(ValueError, match="writeable"):
+        ro = np.empty((4, 3))
+        ro.flags.writeable = False
+        ss.kalman_filter(g, h, ETA, SIGMA2, out=(o, ro))
+    with pytest.raises(ValueError, match="pair"):
+        ss.kalman_filter(g, h, ETA, SIGMA2, out=o)
+    buf = np.empty((2, 4, 3))  # two halves of one buffer do not overlap: accepted
+    r = ss.kalman_filter(g, h, ETA, SIGMA2, out=(buf[0], buf[1]))
+    assert np.shares_memory(r.mean_post, buf[0]) and np.shares_memory(r.var_post, buf[1])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"g": np.array([[0.0, np.nan]] * 3)}, "g"),
+        ({"g": np.array([[0.0, np.inf]] * 3)}, "g"),
+        ({"h": -np.ones((3, 2))}, "h"),
+        ({"h": np.array([[1.0, np.nan]] * 3)}, "h"),
+        ({"eta": 0.0}, "eta"),
+        ({"eta": np.nan}, "eta"),
+        ({"sigma2": -1.0}, "sigma2"),
+        ({"var0": -1.0}, "var0"),
+        ({"mean0": np.nan}, "mean0"),
+        ({"predict": "euler"}, "predict"),
+    ],
+)
+def test_reference_filter_validates_like_the_compiled_one(kwargs, match):
+    args = {"g": np.zeros((3, 2)), "h": np.ones((3, 2)), "eta": ETA, "sigma2": SIGMA2} | kwargs
+    with pytest.raises(ValueError, match=match):
+        ss.kalman_filter_reference(**args)
+    with pytest.raises(ValueError, match=match):
+        ss.kalman_filter(**args)
+
+
+@pytest.mark.parametrize("fn", [ss.kalman_filter, ss.kalman_filter_reference])
+@pytest.mark.parametrize("bad", [np.zeros((3, 2), dtype=complex), np.zeros((3, 2), dtype=bool)])
+def test_filters_refuse_non_real_gradients(fn, bad):
+    with pytest.raises(TypeError, match="g must hold real numbers"):
+        fn(bad, np.ones((3, 2)), ETA, SIGMA2)
+
+
+@pytest.mark.parametrize("h", [0.0, -1.0, np.inf, np.nan])
+def test_simulate_needs_positive_finite_curvature(h):
+    with pytest.raises(ValueError, match=r"^h must be in \(0, inf\)"):
+        ss.simulate(np.array([1.0, h]), 5, ETA, SIGMA2, 0)
+
+
+def test_simulate_checks_steps_type_and_time_axis():
+    with pytest.raises(TypeError, match="steps must be an integer"):
+        ss.simulate(np.ones(3), 5.0, ETA, SIGMA2, 0)
+    with pytest.raises(ValueError, match="time_varying_h"):
+        ss.simulate(np.ones((4, 3)), 5, ETA, SIGMA2, 0, time_varying_h=True)
+    with pytest.raises(ValueError, match="w0"):
+        ss.simulate_latent((2,), 3, ETA, SIGMA2, 0, w0=[0.0, np.nan])
+    w = ss.simulate_latent((2,), 3, ETA, SIGMA2, 0, w0=[1.0, -2.0])
+    np.testing.assert_array_equal(w[0], [1.0, -2.0])
