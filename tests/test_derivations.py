@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,12 @@ from derivations import all_extras, all_records
 from derivations.core import expect, same, standard_normals
 from derivations.records import PAPER_ORDER, STATUSES, Record
 
-# Statuses found by the derivations (errata and approximations listed explicitly; everything else confirmed).
+# Statuses found by the derivations (all but "confirmed" listed explicitly; everything else confirmed).
 EXPECTED_ERRATA = {"15", "26", "27", "29", "Alg1", "Alg2"}
 EXPECTED_APPROXIMATIONS = {"18a", "20", "21", "42", "44", "45", "47"}
+# Nothing printed to compare: the paper defines the quantity, or makes a modelling choice.
+EXPECTED_DEFINITIONS = {"5", "16a", "16b", "23", "25", "43"}
+EXPECTED_ASSUMPTIONS = {"6", "13", "19a", "19b", "32"}
 
 
 @pytest.fixture(scope="module")
@@ -26,19 +30,35 @@ def records() -> list[Record]:
     return all_records()
 
 
+def _paper_records(records: list[Record]) -> list[Record]:
+    """The records of the paper's equations (modules registered later add ids outside PAPER_ORDER, listed last)."""
+    return [r for r in records if r.equation in PAPER_ORDER]
+
+
 def test_every_required_equation_is_present_in_paper_order(records):
     ids = [r.equation for r in records]
     required = [str(n) for n in range(5, 50) if n not in (16, 17, 18, 19)]
     required += ["16a", "16b", "17a", "17b", "18a", "18b", "19a", "19b", "Alg1", "Alg2"]
-    assert sorted(ids) == sorted(required)
-    assert ids == list(PAPER_ORDER)
+    assert sorted(r.equation for r in _paper_records(records)) == sorted(required)
+    assert ids[: len(PAPER_ORDER)] == list(PAPER_ORDER)  # the paper's first, in its order
+    assert len(set(ids)) == len(ids)
 
 
 def test_statuses(records):
-    status = {r.equation: r.status for r in records}
+    status = {r.equation: r.status for r in _paper_records(records)}
     assert {eq for eq, s in status.items() if s == "erratum"} == EXPECTED_ERRATA
     assert {eq for eq, s in status.items() if s == "approximation"} == EXPECTED_APPROXIMATIONS
+    assert {eq for eq, s in status.items() if s == "definition"} == EXPECTED_DEFINITIONS
+    assert {eq for eq, s in status.items() if s == "assumption"} == EXPECTED_ASSUMPTIONS
     assert all(s in STATUSES for s in status.values())
+    # the counts the README quotes
+    assert Counter(status.values()) == {
+        "confirmed": 27,
+        "approximation": 7,
+        "erratum": 6,
+        "definition": 6,
+        "assumption": 5,
+    }
 
 
 def test_record_fields_are_nonempty_strings(records):
@@ -95,13 +115,18 @@ def _run_cli(argv: list[str], capsys) -> str:
 
 def test_cli_json(capsys, records):
     data = json.loads(_run_cli(["--json"], capsys))
-    assert [d["equation"] for d in data] == list(PAPER_ORDER)
+    assert [d["equation"] for d in data] == [r.equation for r in records]
+    assert [d["equation"] for d in data][: len(PAPER_ORDER)] == list(PAPER_ORDER)
     assert all(set(d) == {"equation", "status", "printed", "derived", "note"} for d in data)
+    assert {d["status"] for d in data} <= set(STATUSES)
 
 
 def test_cli_text_and_markdown(capsys, tmp_path, records):
     text = _run_cli([], capsys)
     assert "Eq. 18a  [approximation]" in text and "Beyond the paper" in text
+    assert "27 confirmed, 7 approximation, 6 erratum, 6 definition, 5 assumption" in text
+    assert "status from comparisons: 27/middle holds, 27/limit FAILS" in text
+    assert "Eq. 43  [definition]" in text
     md = tmp_path / "sub" / "derivations.md"
     _run_cli(["--markdown", str(md)], capsys)
     body = md.read_text(encoding="utf-8")
@@ -109,28 +134,22 @@ def test_cli_text_and_markdown(capsys, tmp_path, records):
 
 
 def test_adabayes_derive_subcommand(capsys, records):
-    from derivations import cli
+    from adabayes.cli import main
 
-    assert isinstance(cli.HELP, str) and cli.HELP
-    try:
-        from adabayes.cli import main
-    except ImportError:  # pragma: no cover - the lead's CLI is optional for this package
-        pytest.skip("adabayes.cli not available")
     assert main(["derive", "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)) == len(PAPER_ORDER)
+    data = json.loads(capsys.readouterr().out)
+    assert [d["equation"] for d in data] == [r.equation for r in records]
+    assert [d["status"] for d in data] == [r.status for r in records]
 
 
-def test_module_entry_point_is_fast_and_imports_no_heavy_packages():
+def test_module_entry_point_imports_no_heavy_packages():
+    # how long it takes is a benchmark question (`time python -m derivations --json`), not a correctness one
     code = (
-        "import sys, time; t = time.perf_counter(); import derivations; derivations.all_records(); "
-        "derivations.all_extras(); "
-        "bad = [m for m in ('torch', 'matplotlib', 'filtering') if m in sys.modules]; "
-        "print(bad, time.perf_counter() - t)"
+        "import sys; import derivations; derivations.all_records(); derivations.all_extras(); "
+        "print(sorted(m for m in ('torch', 'matplotlib', 'filtering') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    bad, seconds = out.rsplit("]", 1)
-    assert bad.strip() == "["
-    assert float(seconds) < 30.0
+    assert out.strip() == "[]"
 
 
 # ---------------------------------------------------------------------------------------------- algorithm lines
