@@ -275,3 +275,12 @@ def test_errata_md_table_matches_the_erratum_records(records):
     for eq, c in checks.items():
         failing = {k for k, ok in c.items() if not ok}
         assert failing == {sub_rows[label] for label, e in rows if e == eq}, (eq, failing)
+
+
+def test_errata_md_lists_the_definitions_and_assumptions(records):
+    text = (Path(__file__).resolve().parents[1] / "derivations" / "ERRATA.md").read_text(encoding="utf-8")
+    for status, word in (("definition", "Definitions"), ("assumption", "Assumptions")):
+        line = re.search(rf"^- \*\*{word}:\*\* Eqs\. (.+)\.$", text, flags=re.MULTILINE)
+        assert line, f"no '{word}' line in derivations/ERRATA.md"
+        listed = {eq.strip() for eq in line.group(1).split(",")}
+        assert listed == {r.equation for r in records if r.status == status}, status
