@@ -230,3 +230,16 @@ def test_check_ou_stable_scalar_and_elementwise():
         v.check_ou_stable(0.2, 0.02)  # η² = 2σ² exactly: decay factor 0
     with pytest.raises(ValueError, match=r"eta and sigma2 .* got eta=0\.3, sigma2=0\.01"):
         v.check_ou_stable([0.1, 0.3], 0.01, names=("eta", "sigma2"))
+
+
+def test_check_array_allow_nan():
+    x = np.array([np.nan, np.inf, -1.0])
+    assert v.check_array("g", x, allow_inf=True, allow_nan=True) is x  # dtype-only check
+    with pytest.raises(v.ArgumentTypeError, match="g"):
+        v.check_array("g", x.astype(complex), allow_inf=True, allow_nan=True)
+    out = v.check_array("h", [np.nan, 0.0, 2.0], lower=0.0, allow_equal=True, allow_nan=True)
+    assert np.isnan(out[0]) and out[2] == 2.0
+    with pytest.raises(ValueError, match=r"h must be in \[0, inf\)"):
+        v.check_array("h", [np.nan, -1.0], lower=0.0, allow_equal=True, allow_nan=True)
+    with pytest.raises(ValueError, match=r"h must be in \[0, inf\)"):
+        v.check_array("h", [np.nan, np.inf], lower=0.0, allow_equal=True, allow_nan=True)
