@@ -17,6 +17,7 @@ from .core import (
     H,
     Normal,
     Raw,
+    Shown,
     eta,
     eta_mu,
     expect,
@@ -161,14 +162,17 @@ PRINTED: dict[str, object] = {
 }
 
 
-def _eq7_and_34() -> tuple[Record, Record, Record, Record]:
-    lg = _linear_gaussian()
-    steps = (
+def _fisher_steps(lg: dict[str, sp.Expr]) -> tuple[tuple[str, Shown], ...]:
+    """The linear-Gaussian steps behind Eqs. 7, 32-34: Hessian, gradient at the truth, second moment."""
+    return (
         ("model y ~ N(C w, R), R = L L^T; Hessian of log N(y; C w, R)", show(lg["hess"])),
         ("gradient at the true w = 0 (Eq. 33)", show(lg["grad0"])),
         ("E[xi xi^T] with y = L z, z ~ N(0, I)", show(lg["second"])),
     )
-    r7 = Record.from_comparison(
+
+
+def _eq7(lg: dict[str, sp.Expr], steps: tuple[tuple[str, Shown], ...]) -> Record:
+    return Record.from_comparison(
         "7",
         show(
             Raw("E[xi_alpha]", r"\mathbb{E}[\boldsymbol{\xi}_\alpha]"),
@@ -195,7 +199,10 @@ def _eq7_and_34() -> tuple[Record, Record, Record, Record]:
         ),
         steps=steps,
     )
-    r32 = Record.given(
+
+
+def _eq32(steps: tuple[tuple[str, Shown], ...]) -> Record:
+    return Record.given(
         "32",
         ASSUMPTION,
         show(
@@ -216,8 +223,11 @@ def _eq7_and_34() -> tuple[Record, Record, Record, Record]:
         "-C^T R^-1 C that does not depend on the datapoint y (shown).",
         steps=steps[:1],
     )
+
+
+def _eq33(steps: tuple[tuple[str, Shown], ...]) -> Record:
     grad_eq6_at0 = hessian_problem()["grad"].subs(dict.fromkeys(W, 0))
-    r33 = Record.from_comparison(
+    return Record.from_comparison(
         "33",
         show(Raw("g'", r"\mathbf{g}'"), "=", Raw("xi_alpha", r"\boldsymbol{\xi}_\alpha")),
         show(
@@ -230,7 +240,10 @@ def _eq7_and_34() -> tuple[Record, Record, Record, Record]:
         checks=(Comparison("33", PRINTED["33"], grad_eq6_at0),),
         steps=steps[1:2],
     )
-    r34 = Record.from_comparison(
+
+
+def _eq34(lg: dict[str, sp.Expr], steps: tuple[tuple[str, Shown], ...]) -> Record:
+    return Record.from_comparison(
         "34",
         show(
             Raw("E[xi_alpha xi_alpha^T]", r"\mathbb{E}[\boldsymbol{\xi}_\alpha\boldsymbol{\xi}_\alpha^T]"),
@@ -251,7 +264,6 @@ def _eq7_and_34() -> tuple[Record, Record, Record, Record]:
         checks=(Comparison("34", PRINTED["34"], lg["second"]),),
         steps=steps,
     )
-    return r7, r32, r33, r34
 
 
 def _eq8_to_11(p: dict[str, sp.Expr]) -> list[Record]:
@@ -411,9 +423,21 @@ def records() -> list[Record]:
         Eqs. 5-15 then 32-34; 5 is a definition, 6, 13 and 32 are assumptions, the rest are compared.
     """
     p = hessian_problem()
-    r7, r32, r33, r34 = _eq7_and_34()
+    lg = _linear_gaussian()
+    steps = _fisher_steps(lg)
     r13, mu_next, z = _eq13()
-    return [_eq5(p), _eq6(p), r7, *_eq8_to_11(p), _eq12(p), r13, *_eq14_15(mu_next, z), r32, r33, r34]
+    return [
+        _eq5(p),
+        _eq6(p),
+        _eq7(lg, steps),
+        *_eq8_to_11(p),
+        _eq12(p),
+        r13,
+        *_eq14_15(mu_next, z),
+        _eq32(steps),
+        _eq33(steps),
+        _eq34(lg, steps),
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------------
