@@ -95,7 +95,20 @@ Normal = sp.Function("N")  # display only: N(mean, variance)
 
 
 def register_tex(symbol: sp.Symbol, tex: str) -> sp.Symbol:
-    """Record the LaTeX name of a module-local symbol and return it."""
+    """Record the LaTeX name of a module-local symbol and return it.
+
+    Parameters
+    ----------
+    symbol : sympy.Symbol
+        The symbol.
+    tex : str
+        Its LaTeX spelling, used by every Markdown report.
+
+    Returns
+    -------
+    sympy.Symbol
+        ``symbol`` itself.
+    """
     TEX_NAMES[symbol] = tex
     return symbol
 
@@ -137,6 +150,7 @@ class Shown:
 
 
 def _text(part: object) -> str:
+    """The plain-text spelling of one piece of :func:`show`."""
     if isinstance(part, Raw):
         return part.text
     if isinstance(part, Shown):
@@ -149,6 +163,7 @@ def _text(part: object) -> str:
 
 
 def _tex(part: object) -> str:
+    """The LaTeX spelling of one piece of :func:`show`."""
     if isinstance(part, Raw):
         return part.tex
     if isinstance(part, Shown):
@@ -159,12 +174,34 @@ def _tex(part: object) -> str:
 
 
 def show(*parts: object) -> Shown:
-    """Join SymPy expressions, :class:`Raw` pieces and operator strings (``"="``, ``"≈"``, ...) into a formula."""
+    """Join SymPy expressions, :class:`Raw` pieces and operator strings (``"="``, ``"≈"``, ...) into a formula.
+
+    Parameters
+    ----------
+    *parts : sympy.Expr, sympy.MatrixBase, Raw, Shown or str
+        The pieces, in order; strings in the operator table become LaTeX operators, others ``\text{...}``.
+
+    Returns
+    -------
+    Shown
+        The plain-text and LaTeX renderings.
+    """
     return Shown(" ".join(_text(p) for p in parts), " ".join(_tex(p) for p in parts))
 
 
 def lines(*items: Shown) -> Shown:
-    """Several formulas shown as one (``; `` in text, a LaTeX line break in maths)."""
+    """Several formulas shown as one (``; `` in text, a LaTeX line break in maths).
+
+    Parameters
+    ----------
+    *items : Shown
+        The formulas.
+
+    Returns
+    -------
+    Shown
+        One formula holding them all.
+    """
     body = r" \\ ".join(i.tex for i in items)
     return Shown("; ".join(i.text for i in items), r"\begin{gathered}" + body + r"\end{gathered}")
 
@@ -331,6 +368,18 @@ def expect(expr: sp.Expr, normals: Sequence[sp.Symbol]) -> sp.Expr:
     """Exact expectation of a polynomial in independent standard normal variables ``normals``.
 
     ``E[z^k] = (k-1)!!`` for even ``k`` and 0 for odd ``k``; the other symbols are treated as constants.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        A polynomial in ``normals`` (other symbols are coefficients).
+    normals : sequence of sympy.Symbol
+        The independent standard normal variables.
+
+    Returns
+    -------
+    sympy.Expr
+        The expectation, expanded.
     """
     poly = sp.Poly(sp.expand(expr), *normals)
     total = sp.Integer(0)
@@ -343,12 +392,37 @@ def expect(expr: sp.Expr, normals: Sequence[sp.Symbol]) -> sp.Expr:
 
 
 def gaussian_moments(expr: sp.Expr, normals: Sequence[sp.Symbol]) -> tuple[sp.Expr, sp.Expr]:
-    """Mean and variance of an affine (or polynomial) function of independent standard normals."""
+    """Mean and variance of an affine (or polynomial) function of independent standard normals.
+
+    Parameters
+    ----------
+    expr : sympy.Expr
+        A polynomial in ``normals``.
+    normals : sequence of sympy.Symbol
+        The independent standard normal variables.
+
+    Returns
+    -------
+    tuple of sympy.Expr
+        ``(E[expr], Var[expr])``, expanded.
+    """
     mean = expect(expr, normals)
     var = sp.expand(expect(expr**2, normals) - mean**2)
     return mean, var
 
 
 def standard_normals(prefix: str, n: int) -> list[sp.Symbol]:
-    """``n`` fresh real symbols ``prefix_1 .. prefix_n`` standing for independent N(0, 1) variables."""
+    """``n`` fresh real symbols ``prefix_1 .. prefix_n`` standing for independent N(0, 1) variables.
+
+    Parameters
+    ----------
+    prefix : str
+        Name prefix (distinct per use, so that independent draws do not share a symbol).
+    n : int
+        How many.
+
+    Returns
+    -------
+    list of sympy.Symbol
+    """
     return list(sp.symbols(f"{prefix}_1:{n + 1}", real=True))

@@ -92,7 +92,18 @@ PRINTED: dict[str, sp.Expr] = {
 
 
 def predict_coefficients(predict: str = "paper") -> tuple[sp.Expr, sp.Expr]:
-    """``(f, q)`` with ``σ²_prior = f σ²_post + q`` (Eq. 17b for ``"paper"``, exponential discretisation otherwise)."""
+    """``(f, q)`` with ``σ²_prior = f σ²_post + q`` (Eq. 17b for ``"paper"``, exponential discretisation otherwise).
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    tuple of sympy.Expr
+        The predict factor ``f`` and the process-noise variance ``q``, in η and σ².
+    """
     if predict == "paper":
         return (1 - eta**2 / (2 * sigma2)) ** 2, eta**2  # Eq. 17b
     if predict == "exponential":
@@ -101,7 +112,18 @@ def predict_coefficients(predict: str = "paper") -> tuple[sp.Expr, sp.Expr]:
 
 
 def precision_map(predict: str = "paper") -> sp.Expr:
-    """λ_post(t+1) as a function of λ_post(t) and g²: Eq. 17b substituted into Eq. 18a (precision form)."""
+    """λ_post(t+1) as a function of λ_post(t) and g²: Eq. 17b substituted into Eq. 18a (precision form).
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    sympy.Expr
+        ``1/(f/λ_post(t) + q) + g²`` in the symbols ``lambda_post_now``, ``g``, η, σ².
+    """
     f, q = predict_coefficients(predict)
     var_prior = f * (1 / lp_now) + q  # Eq. 17b with σ²_post(t) = 1/λ_post(t)
     return 1 / var_prior + g**2  # Eq. 18a (H ≈ g², Eq. 42), precision form
@@ -112,6 +134,16 @@ def fixed_point_quadratic(predict: str = "paper") -> sp.Expr:
 
     Derived by clearing denominators in ``λ = 1/(f/λ + q) + ⟨g²⟩`` (g² -> ⟨g²⟩, no Taylor step) and dividing by
     the leading coefficient; ``b0 = (1 - f)/q`` and ``c1 = f/q`` (see :func:`fixed_point_coefficients`).
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    sympy.Expr
+        The quadratic in ``lambda_post`` and ⟨g²⟩, η, σ².
     """
     b0, c1 = fixed_point_coefficients(predict)
     return lp**2 - (b0 + G) * lp - c1 * G
@@ -119,7 +151,18 @@ def fixed_point_quadratic(predict: str = "paper") -> sp.Expr:
 
 @lru_cache(maxsize=4)
 def fixed_point_coefficients(predict: str = "paper") -> tuple[sp.Expr, sp.Expr]:
-    """``(b0, c1)`` of the monic fixed-point quadratic, derived from Alg. 1's precision recursion."""
+    """``(b0, c1)`` of the monic fixed-point quadratic, derived from Alg. 1's precision recursion.
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    tuple of sympy.Expr
+        ``b0 = (1 - f)/q`` and ``c1 = f/q``, free of ⟨g²⟩.
+    """
     fp_eq = precision_map(predict).subs({lp_now: lp, g**2: G}) - lp
     numer, _ = sp.fraction(sp.together(fp_eq))
     a2, a1, a0 = sp.Poly(sp.expand(numer), lp).all_coeffs()
@@ -138,6 +181,16 @@ def exact_precision(predict: str = "paper") -> sp.Expr:
 
     With ``λ² - B λ - C = 0``, ``B = b0 + ⟨g²⟩ > 0`` and ``C = c1 ⟨g²⟩ >= 0`` the positive root is
     ``(B + sqrt(B² + 4C))/2``.
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    sympy.Expr
+        λ_post = 1/σ²_post in ⟨g²⟩, η, σ².
     """
     b0, c1 = fixed_point_coefficients(predict)
     big_b, big_c = b0 + G, c1 * G
@@ -148,23 +201,52 @@ def exact_precision(predict: str = "paper") -> sp.Expr:
 
 
 def approx_precision() -> sp.Expr:
-    """Eq. 21 as printed: ``1/σ²_post ≈ (1/(2σ²)) (1 + sqrt(1 + 4 (σ²/(η/sqrt⟨g²⟩))²))`` (``PRINTED["21"]``)."""
+    """Eq. 21 as printed: ``1/σ²_post ≈ (1/(2σ²)) (1 + sqrt(1 + 4 (σ²/(η/sqrt⟨g²⟩))²))`` (``PRINTED["21"]``).
+
+    Returns
+    -------
+    sympy.Expr
+        The approximate fixed-point precision in ⟨g²⟩, η, σ².
+    """
     return PRINTED["21"]  # Eq. 21
 
 
 def sgd_limit() -> sp.Expr:
-    """Eq. 22: lim_{⟨g²⟩->0} σ²_post of Eq. 21."""
+    """Eq. 22: lim_{⟨g²⟩->0} σ²_post of Eq. 21.
+
+    Returns
+    -------
+    sympy.Expr
+        The limit (σ²).
+    """
     return sp.limit(1 / approx_precision(), G, 0)
 
 
 def adam_limit() -> sp.Expr:
-    """Eq. 24: leading asymptote of σ²_post of Eq. 21 as ⟨g²⟩ -> ∞."""
+    """Eq. 24: leading asymptote of σ²_post of Eq. 21 as ⟨g²⟩ -> ∞.
+
+    Returns
+    -------
+    sympy.Expr
+        The asymptote (η/sqrt(⟨g²⟩)).
+    """
     lead = sp.limit(approx_precision() / sp.sqrt(G), G, sp.oo)  # precision ~ lead * sqrt(G)
     return 1 / (lead * sp.sqrt(G))
 
 
 def eq21_relative_error(predict: str = "paper") -> sp.Expr:
-    """Relative error of Eq. 21's learning rate: ``σ²_21/σ²_exact - 1 = λ_exact/λ_21 - 1``."""
+    """Relative error of Eq. 21's learning rate: ``σ²_21/σ²_exact - 1 = λ_exact/λ_21 - 1``.
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    sympy.Expr
+        The relative error in ⟨g²⟩, η, σ².
+    """
     return exact_precision(predict) / approx_precision() - 1
 
 
@@ -174,7 +256,19 @@ def eq21_relative_error_leading(predict: str = "paper", *, dimensionless: bool =
 
     Perturbation of the dimensionless quadratic ``Λ² - B̃ Λ - C̃ = 0`` (``Λ = σ² λ``) about ``r = 0``, where it is
     Eq. 20's ``Λ² - Λ - x² = 0`` with root ``Λ21``: ``e ≈ r (B̃1 Λ21 + C̃1) / ((2 Λ21 - 1) Λ21)``, with ``B̃1, C̃1``
-    the first-order series coefficients. Returned in ``x, r`` if ``dimensionless`` else in ⟨g²⟩, η, σ².
+    the first-order series coefficients.
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+    dimensionless : bool
+        Return it in ``x, r`` (and ``s = sqrt(1 + 4x²)``) rather than in ⟨g²⟩, η, σ².
+
+    Returns
+    -------
+    sympy.Expr
+        The first-order relative error.
     """
     b0, c1 = fixed_point_coefficients(predict)
     big_b = sp.expand(_in_x_r(sigma2 * (b0 + G)))
@@ -200,6 +294,16 @@ def eq21_error_at_zero(predict: str = "paper") -> sp.Expr:
 
     ``λ_exact(0) = b0 = (1 - f)/q``, the non-zero root of the quadratic at ⟨g²⟩ = 0 (positive under the OU
     stability condition η² < 2σ²); ``λ_21(0) = 1/σ²`` (limit of Eq. 21).
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    sympy.Expr
+        The relative error at ⟨g²⟩ = 0 (``-η²/(4σ²)`` for the paper's step, 0 for the exponential one).
     """
     b0, _ = fixed_point_coefficients(predict)
     return sp.factor(sp.simplify(b0 / sp.limit(approx_precision(), G, 0) - 1))
@@ -216,6 +320,16 @@ def eq21_tolerance_bounds(predict: str = "paper") -> dict[str, sp.Expr]:
     To leading order in η²/σ², Eq. 21 is within ``tol`` of the exact fixed point for ``lower <= ⟨g²⟩ <= upper``.
     The error is monotone in ``s = sqrt(1 + 4x²) >= 1``; a bound exists only where the solved ``s`` exceeds 1, so
     ``lower`` is a ``Piecewise`` (paper predict: it applies when ``η²/(4σ²) > tol``; exponential: never).
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    dict of str to sympy.Expr
+        ``{"upper": ..., "lower": ...}`` in η, σ² and the tolerance symbol ``tol``.
     """
     lead = eq21_relative_error_leading(predict, dimensionless=True)
     out: dict[str, sp.Expr] = {}
@@ -239,6 +353,16 @@ def regimes(predict: str = "paper") -> dict[str, sp.Expr]:
     ``var_small_limit`` (σ²_post at ⟨g²⟩ -> 0), ``large`` (``λ = ⟨g²⟩ + a + O(1/⟨g²⟩)`` by matching powers),
     ``sigma2_inf`` (σ² -> ∞ limit of λ), ``middle`` (its series about ⟨g²⟩ = 0: the Adam-like branch) and
     ``adam_ratio`` (``λ η / sqrt(⟨g²⟩)`` to first order there).
+
+    Parameters
+    ----------
+    predict : {"paper", "exponential"}
+        Eq. 17b's predict factor, or the exponential discretisation of the author's code.
+
+    Returns
+    -------
+    dict of str to sympy.Expr
+        The six results above.
     """
     b0, c1 = fixed_point_coefficients(predict)
     quad = fixed_point_quadratic(predict)
