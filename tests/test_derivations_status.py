@@ -221,3 +221,31 @@ def test_approximations_are_not_exact_and_hold_to_their_order(records):
     eps = sp.Symbol("epsilon", positive=True)
     assert not same_to_order(eps, 2, substitute={eta: sp.sqrt(eps)})(rec44.checks[0].printed, rec44.checks[0].derived)
     assert H in kalman.PRINTED["42"].free_symbols
+
+
+def test_a_registered_module_adds_its_records_after_the_papers(monkeypatch):
+    """The hook for new derivation modules (e.g. ``derivations.stochastic``): one more name in ``MODULES``."""
+    import sys
+    import types
+
+    from derivations import records as rec
+
+    a = sp.Symbol("a", positive=True)
+    extra = types.ModuleType("derivations_extra_for_test")
+    extra.records = lambda: [
+        Record.from_comparison(
+            "S1", _shown("a = a"), _shown("a = a"), "a test record", checks=(Comparison("S1", a, sp.sqrt(a**2)),)
+        )
+    ]
+    monkeypatch.setitem(sys.modules, extra.__name__, extra)
+    monkeypatch.setattr(rec, "MODULES", (*rec.MODULES, extra.__name__))
+    rec.collect.cache_clear()
+    rec._extras.cache_clear()
+    try:
+        found = rec.all_records()
+        assert [r.equation for r in found][: len(rec.PAPER_ORDER)] == list(rec.PAPER_ORDER)
+        assert found[-1].equation == "S1" and found[-1].status == CONFIRMED
+        assert len(rec.all_extras()) >= 4  # a module without extras() adds none
+    finally:
+        rec.collect.cache_clear()
+        rec._extras.cache_clear()
