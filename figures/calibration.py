@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulations.io import load_json, load_npz
-
+from .data import load_json, load_npz
 from .style import RULE_COLORS, RULE_LABELS, new_figure, save
 
 __all__ = ["render"]

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.colors import LogNorm
 
-from simulations.io import load_npz
-
+from .data import load_npz
 from .style import new_figure, save
 
 __all__ = ["render"]

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulations.io import load_json, load_npz
-
+from .data import load_json, load_npz
 from .style import COLORS, RULE_LABELS, new_figure, save
 
 __all__ = ["draw_fig3", "render_generative", "render_quadratic"]

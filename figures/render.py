@@ -1,6 +1,8 @@
 """Render every figure from a directory of saved simulation data: ``adabayes figures --data DIR --out DIR``.
 
 Each figure is drawn only when its input files exist; a figure that fails to render is reported, not fatal.
+``--data`` defaults to ``results/data``, where every experiment writes by default; a ``reproduce --out`` folder
+(which holds ``data/`` and ``figures/``) is accepted as well.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from simulations.registry import help_for
+from .data import find_data_dir
+from .registry import SUBCOMMANDS
 
 __all__ = ["FIGURES", "HELP", "add_arguments", "render_all", "run"]
 
-HELP = help_for("figures")
+HELP = SUBCOMMANDS["figures"][1]
+DEFAULT_DATA = "results/data"
 
 
 def _lazy(module: str, function: str, png: str) -> Callable[[Path, Path], Path]:
@@ -80,20 +84,40 @@ def render_all(data_dir: str | Path, out_dir: str | Path, only: Sequence[str] | 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``adabayes figures``."""
-    parser.add_argument("--data", required=True, help="directory with the saved npz/json")
-    parser.add_argument("--out", default=None, help="figure directory (default DATA/../figures)")
+    parser.add_argument(
+        "--data",
+        default=DEFAULT_DATA,
+        help="folder with the saved npz/json (default: %(default)s, where every experiment writes by default); "
+        "a 'reproduce --out' folder works too (its data/ is used)",
+    )
+    parser.add_argument("--out", default=None, help="figure folder (default: the data folder's sibling figures/)")
+
+
+def _all_inputs() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(f for inputs, _ in FIGURES.values() for f in inputs))
 
 
 def run(args: argparse.Namespace) -> int:
-    """Render and list the figures; exit 2 if the data directory is missing, 1 if a figure failed or none drawn."""
+    """Render and list the figures; exit 1 if a figure failed.
+
+    Raises
+    ------
+    FileNotFoundError
+        The data folder is missing or holds no simulation output (the message names the folder to pass).
+    """
     if not Path(args.data).is_dir():
-        print(f"adabayes figures: --data {args.data!r} is not a directory", file=sys.stderr)
-        return 2
-    out = Path(args.out) if args.out else Path(args.data).parent / "figures"
-    results = render_all(args.data, out)
+        raise FileNotFoundError(
+            f"--data {args.data!r} is not a folder; pass the data folder of a run (an experiment's --out, or "
+            "the --out of 'adabayes reproduce')"
+        )
+    data = find_data_dir(args.data, _all_inputs())
+    if not any((data / f).exists() for f in _all_inputs()):
+        raise FileNotFoundError(
+            f"no simulation output ({', '.join(_all_inputs())}) in {str(data)!r}; run 'adabayes generative' "
+            "(or 'adabayes reproduce --out results') first, or pass the folder it wrote to as --data"
+        )
+    out = Path(args.out) if args.out else data.parent / "figures"
+    results = render_all(data, out)
     for name, res in results.items():
         print(f"{name}: {res}")
-    if not any(isinstance(r, Path) for r in results.values()):
-        print(f"adabayes figures: no figure drawn: no simulation output in {args.data!r}", file=sys.stderr)
-        return 1
     return 1 if any(isinstance(r, str) and r.startswith("error") for r in results.values()) else 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -62,9 +64,19 @@ def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.6, **kwargs
 
 
 def save(fig, path: str | Path) -> Path:
-    """Save as PNG and close the figure; returns the path."""
+    """Save as PNG and close the figure; returns the path.
+
+    The PNG is written to a temporary file beside ``path`` that then replaces it: a killed run never leaves half
+    a PNG, and a symbolic link at ``path`` is replaced, not followed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+        plt.close(fig)
     return path

@@ -1,4 +1,9 @@
-"""Pieces shared by the experiment modules: common CLI options, progress bars, binning by decade."""
+"""Pieces shared by the experiment modules: common CLI options, progress bars, binning by decade.
+
+Every experiment writes into one data folder, by default ``results/data`` (:data:`DEFAULT_DATA`): the layout
+``adabayes reproduce --out results`` uses (``results/data``, ``results/figures``), so that ``adabayes slopes``
+and ``adabayes figures`` find the other experiments' outputs without being told where.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 __all__ = [
+    "DEFAULT_DATA",
     "add_common_arguments",
     "decade_of",
     "decade_table",
@@ -21,17 +27,34 @@ __all__ = [
 ]
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+DEFAULT_DATA = "results/data"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """``--out DIR``, ``--seed S``, ``--quick`` and ``--no-progress``, shared by every experiment."""
-    parser.add_argument("--out", default=default_out, help=f"output directory (default {default_out})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument(
+        "--out",
+        default=DEFAULT_DATA,
+        help="data folder for the npz/json outputs (default: %(default)s, the data folder of "
+        "'adabayes reproduce --out results', where 'adabayes slopes' and 'adabayes figures' look)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="small sizes for CI (seconds)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
 def output_dir(path: str | Path) -> Path:
-    """Create and return the output directory."""
+    """Create and return the output directory.
+
+    Raises
+    ------
+    NotADirectoryError
+        When ``path`` (or a parent) is an existing file: nothing is created.
+    """
     out = Path(path)
+    for p in (out, *out.parents):
+        if p.exists() and not p.is_dir():
+            raise NotADirectoryError(f"--out {str(path)!r}: {str(p)!r} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     return out
 

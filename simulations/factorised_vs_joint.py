@@ -20,7 +20,7 @@ import numpy as np
 from filtering import rules
 from filtering.state_space import joint_kalman_filter
 
-from .checks import Check, info, print_checks
+from .checks import INFO, AtLeast, Check, Spec, evaluate, print_checks
 from .common import add_common_arguments, output_dir, progress
 from .hessian import make_hessian
 from .io import save_json, save_npz
@@ -139,21 +139,107 @@ def compare_once(n: int, cfg: FvJConfig, rng: np.random.Generator) -> dict[str, 
     return out
 
 
+def _summary(mean: dict[str, np.ndarray], etas: np.ndarray) -> dict:
+    """Seed-averaged losses of one size: best factorised η, ratios to the joint filter, distances."""
+    joint = mean["joint_loss"].mean()
+    fact = mean["fact_loss"].mean(axis=0)
+    best = int(np.argmin(fact))
+    return {
+        "effective_eta2_grid_edge": "grid min" if best == 0 else ("grid max" if best == etas.size - 1 else ""),
+        "joint_mean_loss": joint,
+        "fact_best_mean_loss": fact[best],
+        "fact_over_joint": fact[best] / joint,
+        "adabayes_over_joint": mean["ada_loss"].mean() / joint,
+        "effective_eta2": etas[best] ** 2,
+        "fact_dist_from_joint_at_best": mean["fact_dist"][best],
+        "adabayes_dist_from_joint": float(mean["ada_dist"]),
+        "implied_eta2_at_best": mean["fact_implied_eta2"][best],
+        "best_index": best,
+    }
+
+
+def _specs(n: int, s: dict, cfg: FvJConfig) -> tuple[list[Spec], dict]:
+    """Declared checks of one size n and the numbers they read."""
+    etas = np.asarray(cfg.eta_grid)
+    edge = s["effective_eta2_grid_edge"]
+    where = ""
+    if edge:
+        where = f"; AT THE {edge.upper()}: " + (
+            "η = 0 (a static prior) is best" if s["best_index"] == 0 else "the optimum may lie beyond"
+        )
+    measured = {f"n{n}_{k}": v for k, v in s.items()} | {f"n{n}_edge_what": where}
+    p = f"factorised/n{n}"
+    specs = [
+        Spec(
+            f"{p}_joint_not_worse",
+            "Eqs. 16-18",
+            f"n{n}_fact_over_joint",
+            AtLeast(0.95),
+            detail="time-averaged excess loss, best factorised exact filter / joint filter (joint is Bayes-optimal)",
+        ),
+        Spec(
+            f"{p}_adabayes_over_joint",
+            "Alg. 1",
+            f"n{n}_adabayes_over_joint",
+            INFO,
+            detail=f"time-averaged excess loss, AdaBayes (η={cfg.eta_adabayes:g}) / joint filter",
+        ),
+        Spec(
+            f"{p}_effective_eta2",
+            "Eq. 14",
+            f"n{n}_effective_eta2",
+            INFO,
+            detail="η² minimising the factorised exact filter's excess loss over the grid "
+            f"{{{{0}}}} ∪ [{etas[1] ** 2:.0e}, {etas[-1] ** 2:.0e}]{{n{n}_edge_what}}",
+        ),
+        Spec(
+            f"{p}_implied_eta2",
+            "Eq. 10",
+            f"n{n}_implied_eta2_at_best",
+            INFO,
+            detail="median Var Δw*_i (Eq. 10) along the factorised run at that η",
+        ),
+        Spec(
+            f"{p}_mean_distance",
+            "",
+            f"n{n}_fact_dist_from_joint_at_best",
+            INFO,
+            detail="RMS over time of ||μ_fact - μ_joint|| / ||w_opt|| at the effective η",
+        ),
+    ]
+    return specs, measured
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``adabayes factorised-vs-joint``."""
-    add_common_arguments(parser, "results/factorised_vs_joint")
-    parser.add_argument("--sizes", type=int, nargs="+", default=None, help="n values, each <= 50")
-    parser.add_argument("--steps", type=int, default=None, help="steps per run")
+    add_common_arguments(parser)
+    d, q = FvJConfig(), FvJConfig.quick()
+    full, quick = " ".join(map(str, d.sizes)), " ".join(map(str, q.sizes))
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"n values, each <= 50 (default {full}; with --quick {quick})",
+    )
+    parser.add_argument(
+        "--steps", type=int, default=None, help=f"steps per run (default {d.steps}; with --quick {q.steps})"
+    )
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run every size and seed; write ``factorised_vs_joint.npz/.json``."""
+def config_from_args(args: argparse.Namespace) -> FvJConfig:
+    """``--quick`` sizes unless overridden, validated."""
     cfg = FvJConfig.quick() if args.quick else FvJConfig()
     if args.sizes is not None:
         cfg = FvJConfig(**{**asdict(cfg), "sizes": tuple(args.sizes)})
     if args.steps is not None:
         cfg = FvJConfig(**{**asdict(cfg), "steps": args.steps})
-    cfg.validate()
+    return cfg.validate()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run every size and seed; write ``factorised_vs_joint.npz/.json``."""
+    cfg = config_from_args(args)
     out = output_dir(args.out)
     rng = np.random.default_rng(args.seed)
     etas = np.asarray(cfg.eta_grid)
@@ -167,60 +253,12 @@ def run(args: argparse.Namespace) -> int:
             runs.append(compare_once(n, cfg, rng))
             bar.update(1)
         mean = {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
-        for k, v in mean.items():
-            arrays[f"n{n}_{k}"] = v
-        joint = mean["joint_loss"].mean()
-        fact = mean["fact_loss"].mean(axis=0)
-        best = int(np.argmin(fact))
-        edge = "grid min" if best == 0 else ("grid max" if best == etas.size - 1 else "")
-        summary[n] = {
-            "effective_eta2_grid_edge": edge,
-            "joint_mean_loss": joint,
-            "fact_best_mean_loss": fact[best],
-            "fact_over_joint": fact[best] / joint,
-            "adabayes_over_joint": mean["ada_loss"].mean() / joint,
-            "effective_eta2": etas[best] ** 2,
-            "fact_dist_from_joint_at_best": mean["fact_dist"][best],
-            "adabayes_dist_from_joint": float(mean["ada_dist"]),
-            "implied_eta2_at_best": mean["fact_implied_eta2"][best],
-        }
-        s = summary[n]
-        checks += [
-            Check(
-                f"factorised/n{n}_joint_not_worse",
-                s["fact_over_joint"],
-                ">= 0.95",
-                bool(s["fact_over_joint"] >= 0.95),
-                "time-averaged excess loss, best factorised exact filter / joint filter (joint is Bayes-optimal)",
-            ),
-            info(
-                f"factorised/n{n}_adabayes_over_joint",
-                s["adabayes_over_joint"],
-                f"time-averaged excess loss, AdaBayes (η={cfg.eta_adabayes:g}) / joint filter",
-            ),
-            info(
-                f"factorised/n{n}_effective_eta2",
-                s["effective_eta2"],
-                "η² minimising the factorised exact filter's excess loss over the grid "
-                f"{{0}} ∪ [{etas[1] ** 2:.0e}, {etas[-1] ** 2:.0e}]"
-                + (
-                    f"; AT THE {edge.upper()}: "
-                    + ("η = 0 (a static prior) is best" if best == 0 else "the optimum may lie beyond")
-                    if edge
-                    else ""
-                ),
-            ),
-            info(
-                f"factorised/n{n}_implied_eta2",
-                s["implied_eta2_at_best"],
-                "median Var Δw*_i (Eq. 10) along the factorised run at that η",
-            ),
-            info(
-                f"factorised/n{n}_mean_distance",
-                s["fact_dist_from_joint_at_best"],
-                "RMS over time of ||μ_fact - μ_joint|| / ||w_opt|| at the effective η",
-            ),
-        ]
+        arrays |= {f"n{n}_{k}": v for k, v in mean.items()}
+        s = _summary(mean, etas)
+        specs, measured = _specs(n, s, cfg)
+        checks += evaluate(specs, measured)
+        del s["best_index"]
+        summary[n] = s
     bar.close()
     save_npz(out / "factorised_vs_joint.npz", **arrays)
     save_json(

@@ -1,19 +1,55 @@
 """Saving and loading simulation results: arrays to ``.npz``, scalars and checks to ``.json``.
 
 Every experiment writes ``DIR/<name>.npz`` (arrays only) and ``DIR/<name>.json`` (configuration, summary
-numbers and checks). Figures read these files and nothing else, so they can be redrawn without rerunning.
+numbers and checks). Figures read these files and nothing else (with their own reader, :mod:`figures.data`), so
+they can be redrawn without rerunning; the file formats are the interface between the two packages.
+
+Writes are atomic: the data go to a temporary file in the same folder, which then replaces the target
+(:func:`atomic_write`). A killed run leaves the old file or the new one, never half of one, and a symbolic link
+at the target's name is replaced, never followed.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["jsonable", "load_json", "load_npz", "save_json", "save_npz"]
+__all__ = ["atomic_write", "jsonable", "load_json", "load_npz", "save_json", "save_npz"]
+
+
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """Open a temporary file beside ``path``; on success it replaces ``path`` (``os.replace``), else it is removed.
+
+    The parent folder is created. ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``. The file is flushed and
+    fsynced before the rename, so the new content is complete on disk when it appears under ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _write_with(path: str | Path, write: Callable[[IO[Any]], object], mode: str) -> Path:
+    with atomic_write(path, mode) as f:
+        write(f)
+    return Path(path)
 
 
 def jsonable(obj: Any) -> Any:
@@ -36,10 +72,8 @@ def jsonable(obj: Any) -> Any:
 
 def save_json(path: str | Path, data: dict[str, Any]) -> Path:
     """Write ``data`` as indented JSON (NumPy values converted); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable(data), indent=2) + "\n")
-    return path
+    text = json.dumps(jsonable(data), indent=2) + "\n"
+    return _write_with(path, lambda f: f.write(text), "w")
 
 
 def load_json(path: str | Path) -> dict[str, Any]:
@@ -49,10 +83,8 @@ def load_json(path: str | Path) -> dict[str, Any]:
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> Path:
     """Write arrays to a compressed ``.npz``; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **{k: np.asarray(v) for k, v in arrays.items()})
-    return path
+    data: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    return _write_with(path, lambda f: np.savez_compressed(f, **data), "wb")
 
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:

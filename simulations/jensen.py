@@ -85,7 +85,7 @@ def iid_chi2_rate(
     if replicas < 1:
         raise ValueError(f"replicas must be >= 1, got {replicas}")
     if not isinstance(rng, np.random.Generator):
-        raise ValueError("rng must be an np.random.Generator")
+        raise TypeError(f"rng must be an np.random.Generator, got {type(rng).__name__}")
     f, q = variance_predict_coefficients(eta, sigma2, predict)
     scale = np.repeat(g2[:, None], replicas, axis=1)
     var = np.full_like(scale, sigma2)

@@ -15,20 +15,21 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
-from filtering import rules
-from filtering.fixed_point import approx_precision, exact_precision
-
-from .checks import Check, check_within, identity, info, print_checks
+from .checks import Check, evaluate, print_checks
+from .column_rules import ColumnBank, column_bank
 from .common import add_common_arguments, last_fraction_mean, output_dir, progress
+from .curves import fixed_point_curves
 from .hessian import make_hessian
 from .io import save_json, save_npz
-from .jensen import jensen_rate
+from .quadratic_checks import QUADRATIC_SPECS, tuned_specs
+from .quadratic_measure import eq11_check, eq11_identity_error, measure, ou_analysis, tuned_columns
 from .registry import help_for
 
-__all__ = ["HELP", "QuadraticConfig", "add_arguments", "grid", "run", "simulate_quadratic"]
+__all__ = ["HELP", "QuadraticConfig", "add_arguments", "grid", "run", "run_experiment", "simulate_quadratic"]
 
 HELP = help_for("quadratic")
 SGD_REFERENCE_LR = 1e-3  # the paper's lr_sgd = 0.1 diverges here (see Column)
+DIVERGED = 1e6  # a column whose |μ| exceeds DIVERGED x init_scale (or is not finite) is frozen and reported
 
 
 @dataclass(frozen=True)
@@ -153,23 +154,69 @@ def grid_edges(columns: list[Column], col: Column) -> list[str]:
     return edges
 
 
-def _make_rule(col: Column, cfg: QuadraticConfig) -> rules.UpdateRule:
-    b, hp, beta1 = float(cfg.batch_size), col.hyper, cfg.beta1
-    if col.rule == "sgd":
-        return rules.sgd(hp["lr_sgd"], batch_size=b, beta1=beta1)
-    if col.rule == "adam":
-        return rules.adam(hp["lr"], betas=(beta1, 0.999))
-    if col.rule == "adamw":
-        return rules.adamw(hp["lr"], betas=(beta1, 0.999), weight_decay=hp["weight_decay"])
-    if col.rule == "adabayes":
-        return rules.adabayes(hp["lr"], hp["lr_sgd"], batch_size=b, betas=(beta1, 0.999))
-    if col.rule == "adabayes_fp":
-        return rules.adabayes_fp(hp["lr"], hp["lr_sgd"], batch_size=b, betas=(beta1, 0.999))
-    if col.rule == "fading":
-        return rules.fading_memory(hp["forget"], hp["lr_sgd"], batch_size=b, beta1=beta1)
-    if col.rule == "von":
-        return rules.von(hp["lr"], hp["lr_sgd"], batch_size=b, betas=(beta1, 0.999))
-    raise ValueError(f"unknown rule {col.rule!r}")
+def _banks(columns: list[Column], cfg: QuadraticConfig) -> list[tuple[slice | np.ndarray, ColumnBank]]:
+    """One :class:`~simulations.column_rules.ColumnBank` per rule, with the columns it steps (a slice if contiguous)."""
+    groups: dict[str, list[int]] = {}
+    for j, col in enumerate(columns):
+        groups.setdefault(col.rule, []).append(j)
+    banks: list[tuple[slice | np.ndarray, ColumnBank]] = []
+    for rule, idx in groups.items():
+        bank = column_bank(rule, [columns[j].hyper for j in idx], batch_size=cfg.batch_size, beta1=cfg.beta1)
+        contiguous = idx == list(range(idx[0], idx[-1] + 1))
+        banks.append((slice(idx[0], idx[-1] + 1) if contiguous else np.array(idx), bank))
+    return banks
+
+
+class _LossCurves:
+    """Excess loss ½ μᵀHμ per column at linearly spaced steps (for tuning) and log-spaced ones (for log axes)."""
+
+    def __init__(self, steps: int, columns: int, n_linear: int, n_log: int) -> None:
+        self.linear_t = np.unique(np.linspace(0, steps - 1, n_linear).astype(int))
+        self.times = np.union1d(self.linear_t, np.unique(np.geomspace(1, steps, n_log).astype(int) - 1))
+        self._row = {int(t): i for i, t in enumerate(self.times)}
+        self.loss = np.full((self.times.size, columns), np.nan)
+
+    def record(self, t: int, mus: np.ndarray, hm: np.ndarray, alive: np.ndarray) -> None:
+        row = self._row.get(t)
+        if row is not None:  # a diverged column's loss is inf from the step it diverged
+            self.loss[row] = np.where(alive, 0.5 * np.einsum("ij,ij->j", mus, hm), np.inf)
+
+    def linear(self) -> np.ndarray:
+        return self.loss[np.searchsorted(self.times, self.linear_t)]
+
+
+def _step_bank(
+    bank: ColumnBank,
+    state,
+    sel: slice | np.ndarray,
+    grads: np.ndarray,
+    mus: np.ndarray,
+    alive: np.ndarray,
+    sums: dict[str, np.ndarray] | None,
+    limit: float,
+):
+    """Step the columns ``sel`` of one rule; freeze those that diverge; add rate and g² to ``sums`` (if given).
+
+    ``mus``, ``alive`` and ``sums`` are updated in place; returns the bank's new state. A frozen column keeps
+    being stepped at its frozen μ (its results are masked), so the bank never needs to drop columns.
+    """
+    g = grads[:, sel]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        step, state = bank.update(g, state, mus[:, sel])
+        new = mus[:, sel] + step
+        ok = alive[sel] & np.isfinite(new).all(axis=0) & (np.abs(new).max(axis=0) <= limit)
+    alive[sel] = ok
+    mus[:, sel] = np.where(ok, new, mus[:, sel])
+    if sums is not None:
+        sums["rate"][:, sel] += np.where(ok, state.var_post, 0.0)
+        sums["g2"][:, sel] += np.where(ok, g**2, 0.0)
+    return state
+
+
+def _track_row(mus: np.ndarray, hm: np.ndarray, grads: np.ndarray, noise: np.ndarray, j: int, diag: np.ndarray):
+    """μ, w* (Eq. 10: μ - (Hμ)_i / H_ii = -H_{-i,i}ᵀ μ_{-i} / H_ii), g and the noise of column ``j``."""
+    mu_c = mus[:, j]
+    return mu_c.copy(), mu_c - hm[:, j] / diag, grads[:, j].copy(), noise.copy()
 
 
 def simulate_quadratic(
@@ -180,8 +227,9 @@ def simulate_quadratic(
     track: int | None = None,
     show_progress: bool = True,
     n_curve: int = 100,
+    n_curve_log: int = 60,
 ) -> dict[str, np.ndarray]:
-    """Run every column on one noise sequence.
+    """Run every column on one noise sequence, all columns of a rule in one vectorised step.
 
     Parameters
     ----------
@@ -191,33 +239,32 @@ def simulate_quadratic(
     rng : np.random.Generator
     track : int, optional
         Column whose μ(t) and w*(t) (Eq. 10) are kept after ``average_from``.
-    n_curve : int
-        Points of the loss curve.
+    n_curve, n_curve_log : int
+        Points of the loss curve, linearly spaced (``loss``) and log-spaced (added in ``loss_fine``).
 
     Returns
     -------
     dict of ndarray
-        ``loss_t`` (K,), ``loss`` (K, C) excess loss ½ μᵀHμ; ``rate``, ``g2`` (n, C) averages after
-        ``average_from``; ``diverged`` (C,); with ``track``: ``mu_track``, ``wstar_track`` (T', n),
-        ``g_track``, ``noise_track`` (T', n) and ``final_mu`` (n,).
+        ``loss_t`` (K,), ``loss`` (K, C) excess loss ½ μᵀHμ at linearly spaced steps; ``loss_fine_t`` (K',),
+        ``loss_fine`` (K', C) at those and log-spaced steps; ``rate``, ``g2`` (n, C) averages after
+        ``average_from``; ``diverged`` (C,); ``final_mu`` (n, C); with ``track``: ``mu_track``, ``wstar_track``,
+        ``g_track``, ``noise_track`` (T', n).
     """
     cfg.validate()
     h, _, sqrt_h = hess
     n, b, c = cfg.n, float(cfg.batch_size), len(columns)
     diag = np.diag(h).copy()
-    upd = [_make_rule(col, cfg) for col in columns]
+    banks = _banks(columns, cfg)
     mu0 = cfg.init_scale * rng.standard_normal(n)
     mus = np.repeat(mu0[:, None], c, axis=1)
-    states = [r.init(mu0) for r in upd]
+    states = [bank.init(mus[:, sel]) for sel, bank in banks]
     alive = np.ones(c, dtype=bool)
     start_avg = int(cfg.average_from * cfg.steps)
-    rate_sum, g2_sum = np.zeros((n, c)), np.zeros((n, c))
-    curve_t = np.unique(np.linspace(0, cfg.steps - 1, n_curve).astype(int))
-    loss = np.full((curve_t.size, c), np.nan)
-    tracked: dict[str, list] = {"mu": [], "wstar": [], "g": [], "noise": []}
+    sums = {"rate": np.zeros((n, c)), "g2": np.zeros((n, c))}
+    curves = _LossCurves(cfg.steps, c, n_curve, n_curve_log)
+    tracked = []
     bar = progress(cfg.steps, "quadratic", show_progress)
     chunk = 200
-    k_curve = 0
     for t0 in range(0, cfg.steps, chunk):
         length = min(chunk, cfg.steps - t0)
         noise = np.sqrt(b) * (sqrt_h @ rng.standard_normal((n, length)))  # Σ_α ξ_α ~ N(0, B H), Eq. 7
@@ -225,281 +272,100 @@ def simulate_quadratic(
             t = t0 + k
             hm = h @ mus
             grads = -b * hm + noise[:, k : k + 1]  # Eq. 8, summed over the minibatch
-            if t == curve_t[min(k_curve, curve_t.size - 1)]:
-                loss[k_curve] = np.where(alive, 0.5 * np.einsum("ij,ij->j", mus, hm), np.inf)
-                k_curve += 1
+            if not np.isfinite(grads).all():  # the one input check of the step, for every column at once
+                raise FloatingPointError(f"non-finite gradient at step {t} (a frozen column's μ should be finite)")
+            curves.record(t, mus, hm, alive)
             if track is not None and t >= start_avg:
-                mu_c = mus[:, track]
-                tracked["mu"].append(mu_c.copy())
-                tracked["wstar"].append(mu_c - hm[:, track] / diag)  # Eq. 10: -H_{-i,i}ᵀ μ_{-i} / H_ii
-                tracked["g"].append(grads[:, track].copy())
-                tracked["noise"].append(noise[:, k].copy())
-            for j in np.flatnonzero(alive):
-                step, states[j] = upd[j].update(grads[:, j], states[j], mus[:, j])
-                new = mus[:, j] + step
-                if not np.all(np.isfinite(new)) or np.max(np.abs(new)) > 1e6 * cfg.init_scale:
-                    alive[j] = False  # diverged: frozen, reported
-                    continue
-                mus[:, j] = new
-                if t >= start_avg:
-                    rate_sum[:, j] += states[j].var_post
-                    g2_sum[:, j] += grads[:, j] ** 2
+                tracked.append(_track_row(mus, hm, grads, noise[:, k], track, diag))
+            for i, (sel, bank) in enumerate(banks):
+                adding = sums if t >= start_avg else None
+                states[i] = _step_bank(bank, states[i], sel, grads, mus, alive, adding, DIVERGED * cfg.init_scale)
         bar.update(length)
     bar.close()
     count = cfg.steps - start_avg
     out = {
-        "loss_t": curve_t,
-        "loss": loss,
-        "rate": rate_sum / count,
-        "g2": g2_sum / count,
+        "loss_t": curves.linear_t,
+        "loss": curves.linear(),
+        "loss_fine_t": curves.times,
+        "loss_fine": curves.loss,
+        "rate": sums["rate"] / count,
+        "g2": sums["g2"] / count,
         "diverged": ~alive,
         "final_mu": mus.copy(),
     }
     if track is not None:
-        for key, vals in tracked.items():
+        for key, vals in zip(("mu", "wstar", "g", "noise"), zip(*tracked, strict=True), strict=True):
             out[f"{key}_track"] = np.array(vals)
     return out
 
 
-def eq11_check(
-    h: np.ndarray, sqrt_h: np.ndarray, mu: np.ndarray, batch_size: int, n_batches: int, rng: np.random.Generator
-) -> dict[str, float]:
-    """Monte-Carlo check of Eqs. 11-12 from the loss of Eq. 6, with ξ_α drawn per datapoint.
+def _reference_arrays(cols: list[Column], res: dict, h: np.ndarray, eig: np.ndarray) -> dict[str, np.ndarray]:
+    """The Fig. 3 / slopes arrays: H's diagonal and spectrum, each rule's reference rate and ⟨g²⟩."""
+    arrays: dict[str, np.ndarray] = {"h_diag": np.diag(h), "eigenvalues": eig, "loss_t": res["loss_t"]}
+    for rule in dict.fromkeys(c.rule for c in cols):
+        j = next(j for j, c in enumerate(cols) if c.rule == rule and c.reference)
+        arrays[f"fig3_{rule}_rate"] = res["rate"][:, j]
+        arrays[f"fig3_{rule}_g2"] = res["g2"][:, j]
+    return arrays
 
-    The gradient of the minibatch-summed loss ``Σ_α L_α(w) = Σ_α (-½ wᵀHw + ξ_αᵀw)`` is taken by central
-    differences of its *values* at ``μ ± e_i`` (exact for a quadratic), not from ``-BHμ + Σξ``. Its noise-free part
-    is compared with Eq. 11's mean ``B H_ii (w*_i - μ_i)`` (w* from Eq. 10): ``fd_mean_rel_err`` -- an algebraic
-    identity, so it only guards the code. The noise is tested statistically over ``n_batches`` minibatches, with
-    tolerances that account for the correlation ``C = D^{-1/2} H D^{-1/2}`` of the noise across parameters:
 
-    * ``z_mean``: mean over i of z_i = (ḡ_i - Eq. 11)/sqrt(B H_ii / M); s.d. ``sqrt(1ᵀC1)/n`` (``z_mean_sd``);
-    * ``white_var``: sample variance of the whitened residual ``L⁻¹ (ḡ - Eq. 11) sqrt(M/B)`` (i.i.d. N(0, 1) if
-      the noise covariance is B H); s.d. ``sqrt(2/(n-1))``;
-    * ``var_ratio_mean``: mean over i of the sample variance of g_i over the M minibatches / (B H_ii) (Eq. 12);
-      s.d. ``sqrt(2/(M-1) ΣC²)/n`` (``var_ratio_sd``).
-    """
-    n = h.shape[0]
-    diag = np.diag(h)
-    b = float(batch_size)
-    wstar = mu - (h @ mu) / diag  # Eq. 10
-    predicted = b * diag * (wstar - mu)  # Eq. 11 summed over B datapoints
-    plus, minus = mu[:, None] + np.eye(n), mu[:, None] - np.eye(n)  # columns μ ± e_i
-
-    def quad(w: np.ndarray) -> np.ndarray:  # -½ wᵀHw per column, summed over B datapoints
-        return -0.5 * b * np.einsum("ij,ij->j", w, h @ w)
-
-    fd_det = 0.5 * (quad(plus) - quad(minus))  # noise-free part of the central difference
-    g = np.empty((n_batches, n))
-    for m in range(n_batches):
-        xi_sum = (sqrt_h @ rng.standard_normal((n, batch_size))).sum(axis=1)  # Σ_α ξ_α, ξ_α ~ N(0, H) each
-        g[m] = fd_det + 0.5 * (xi_sum @ plus - xi_sum @ minus)  # d/dw_i of Σ_α L_α at μ (Eq. 6)
-    resid = g.mean(axis=0) - predicted
-    z = resid / np.sqrt(b * diag / n_batches)
-    white = np.linalg.solve(sqrt_h, resid) * np.sqrt(n_batches / b)
-    corr = h / np.sqrt(np.outer(diag, diag))
-    var_ratio = g.var(axis=0, ddof=1) / (b * diag)  # Eq. 12's variance B H_ii
+def _tuned_summary(cols: list[Column], best: dict[str, int], res: dict, fresh: dict) -> dict[str, dict]:
+    """Per rule: tuned hyperparameters, fresh-seed final loss, loss on the tuning seed, grid edges hit."""
+    final_grid = last_fraction_mean(res["loss"])
+    final_tuned = last_fraction_mean(fresh["loss"])
     return {
-        "fd_mean_rel_err": float(np.max(np.abs(fd_det - predicted)) / np.max(np.abs(predicted))),
-        "z_mean": float(z.mean()),
-        "z_mean_sd": float(np.sqrt(corr.sum()) / n),
-        "white_var": float(white.var(ddof=1)),
-        "white_var_sd": float(np.sqrt(2.0 / (n - 1))),
-        "var_ratio_mean": float(var_ratio.mean()),
-        "var_ratio_sd": float(np.sqrt(2.0 / (n_batches - 1) * (corr**2).sum()) / n),
-        "n": n,
-        "n_batches": n_batches,
+        cols[j].rule: {
+            "hyper": cols[j].hyper,
+            "final_excess_loss": float(final_tuned[i]),
+            "loss_on_tuning_seed": float(final_grid[j]),
+            "grid_edges": grid_edges(cols, cols[j]),
+        }
+        for i, j in enumerate(best.values())
     }
 
 
-def ou_analysis(track: dict[str, np.ndarray], h: np.ndarray, eta: float, sigma2: float) -> dict[str, np.ndarray]:
-    """Increments of w*_i(t) along the optimiser's path against the OU model of Eqs. 13-15.
-
-    Returns per-parameter ``implied_eta2`` (Var Δw*_i), ``ac1`` (lag-1 autocorrelation of Δw*_i),
-    ``reversion`` (slope of Δw*_i on w*_i; Eq. 14 says -η²/(2σ²)), ``eq15_printed``
-    (η_μ² H_{-i,i}ᵀH_{-i,i} with η_μ² the mean Var Δμ_j) and ``eq15_independent``
-    (Σ_{j≠i} H_ji² Var Δμ_j / H_ii², the variance Eq. 10 implies for independent increments).
-    """
-    w, mu = track["wstar_track"], track["mu_track"]
-    dw, dmu = np.diff(w, axis=0), np.diff(mu, axis=0)
-    implied = dw.var(axis=0, ddof=1)
-    dwc = dw - dw.mean(axis=0)
-    ac1 = (dwc[1:] * dwc[:-1]).mean(axis=0) / (dwc**2).mean(axis=0)
-    wc = w[:-1] - w[:-1].mean(axis=0)
-    reversion = (wc * dwc).mean(axis=0) / (wc**2).mean(axis=0)
-    var_dmu = dmu.var(axis=0, ddof=1)
-    off = h - np.diag(np.diag(h))
-    col_norm2 = (off**2).sum(axis=0)
-    diag = np.diag(h)
-    return {
-        "implied_eta2": implied,
-        "ac1": ac1,
-        "reversion": reversion,
-        "eq15_printed": var_dmu.mean() * col_norm2,  # Eq. 15 as printed
-        "eq15_independent": (off**2).T @ var_dmu / diag**2,
-        "var_dmu": var_dmu,
-        "paper_eta2": np.full_like(implied, eta**2),
-        "paper_reversion": np.full_like(implied, -(eta**2) / (2 * sigma2)),
-    }
-
-
-def _tuned(columns: list[Column], res: dict) -> dict[str, int]:
-    """Index of the best column per rule by final excess loss (mean over the last 10 % of the curve)."""
-    final = last_fraction_mean(res["loss"])
-    final[res["diverged"]] = np.inf
-    best: dict[str, int] = {}
-    for j, col in enumerate(columns):
-        if col.rule not in best or final[j] < final[best[col.rule]]:
-            best[col.rule] = j
-    return best
-
-
-def run_experiment(cfg: QuadraticConfig, seed: int, quick: bool, show_progress: bool) -> tuple[dict, dict, list]:
-    """Everything of experiments 2 and 3b; returns (arrays, json, checks)."""
+def run_experiment(cfg: QuadraticConfig, seed: int, quick: bool, show_progress: bool) -> tuple[dict, dict, list[Check]]:
+    """Everything of experiments 2 and 3b: simulate, measure, check, curves; returns (arrays, json, checks)."""
     rng = np.random.default_rng(seed)
     hess = make_hessian(cfg.n, cfg.log10_diag, rng, cfg.hessian, cfg.mixing)
     h, eig, sqrt_h = hess
     cols = grid(cfg, quick)
     track = next(j for j, c in enumerate(cols) if c.rule == "adabayes" and c.reference)
     res = simulate_quadratic(cfg, cols, hess, rng, track=track, show_progress=show_progress)
-    best = _tuned(cols, res)
+    best = tuned_columns([c.rule for c in cols], res)
     best_cols = [cols[j] for j in best.values()]
     fresh = simulate_quadratic(cfg, best_cols, hess, np.random.default_rng(seed + 1), show_progress=show_progress)
 
     sigma2 = cfg.lr_sgd / cfg.batch_size
-    arrays: dict[str, np.ndarray] = {"h_diag": np.diag(h), "eigenvalues": eig, "loss_t": res["loss_t"]}
-    for rule in dict.fromkeys(c.rule for c in cols):
-        j = next(j for j, c in enumerate(cols) if c.rule == rule and c.reference)
-        arrays[f"fig3_{rule}_rate"] = res["rate"][:, j]
-        arrays[f"fig3_{rule}_g2"] = res["g2"][:, j]
-    g2_all = res["g2"][:, track]
-    grid_g2 = np.logspace(np.log10(g2_all.min()), np.log10(g2_all.max()), 200)
-    arrays.update(
-        grid_g2=grid_g2,
-        grid_eq21=1.0 / approx_precision(grid_g2, cfg.eta, sigma2),
-        grid_exact=1.0 / exact_precision(grid_g2, cfg.eta, sigma2),
-        grid_jensen=jensen_rate(grid_g2, cfg.eta, sigma2),
-        grid_loss=res["loss"],
-        tuned_loss=fresh["loss"],
-    )
     ou = ou_analysis(res, h, cfg.eta, sigma2)
-    arrays.update({f"ou_{k}": v for k, v in ou.items()})
-
-    # Eq. 11: the identity along the run, then a per-datapoint Monte Carlo at the final μ
-    diag = np.diag(h)
-    resid = res["g_track"] - cfg.batch_size * diag * (res["wstar_track"] - res["mu_track"]) - res["noise_track"]
-    scale = np.abs(res["g_track"]).max()
-    identity_err = float(np.abs(resid).max() / scale)
     mc = eq11_check(h, sqrt_h, res["final_mu"][:, track], cfg.batch_size, 20 if quick else 40, rng)
+    reference_diverged = [f"{c.rule} {c.hyper}" for j, c in enumerate(cols) if c.reference and res["diverged"][j]]
+    tuned = _tuned_summary(cols, best, res, fresh)
+    m = measure(
+        eigenvalues=eig,
+        res=res,
+        track=track,
+        identity_err=eq11_identity_error(res, h, cfg.batch_size),
+        mc=mc,
+        ou=ou,
+        eta=cfg.eta,
+        sigma2=sigma2,
+        reference_diverged=reference_diverged,
+    )
+    t_specs, t_measured = tuned_specs(tuned)
+    checks = evaluate([*QUADRATIC_SPECS, *t_specs], m | t_measured)
 
-    final_grid = last_fraction_mean(res["loss"])
-    final_tuned = last_fraction_mean(fresh["loss"])
-    tuned = {
-        c.rule: {
-            "hyper": c.hyper,
-            "final_excess_loss": float(final_tuned[i]),
-            "loss_on_tuning_seed": float(final_grid[best[c.rule]]),
-            "grid_edges": grid_edges(cols, c),
-        }
-        for i, c in enumerate(best_cols)
-    }
-    ratio_printed = ou["implied_eta2"] / ou["eq15_printed"]
-    ratio_indep = ou["implied_eta2"] / ou["eq15_independent"]
-    ref_idx = [j for j, c in enumerate(cols) if c.reference]
-    ref_diverged = [f"{cols[j].rule} {cols[j].hyper}" for j in ref_idx if res["diverged"][j]]
-    checks = [
-        info("quadratic/eigenvalue_decades", float(np.log10(eig[-1] / eig[0])), "decades spanned by eig(H)"),
-        info(
-            "quadratic/g2_decades",
-            float(np.log10(g2_all.max() / g2_all.min())),
-            "decades of ⟨g²⟩ (AdaBayes reference run)",
-        ),
-        identity(
-            "quadratic/eq11_identity",
-            identity_err,
-            "<= 1e-10 (algebraic identity)",
-            identity_err <= 1e-10,
-            "max |g - B H_ii (w* - μ) - noise| / max|g| along the run (Eqs. 9-11): true by construction",
-        ),
-        identity(
-            "quadratic/eq11_fd_mean",
-            mc["fd_mean_rel_err"],
-            "<= 1e-8 (algebraic identity)",
-            mc["fd_mean_rel_err"] <= 1e-8,
-            "noise-free gradient of Eq. 6's summed loss by central differences of its values vs Eq. 11's "
-            "B H_ii (w*_i - μ_i) with w* from Eq. 10, relative to max |Eq. 11|: guards the code",
-        ),
-        check_within(
-            "quadratic/eq11_mc_z_mean",
-            mc["z_mean"],
-            0.0,
-            4 * mc["z_mean_sd"],
-            f"mean over i of z_i = (ḡ_i - Eq. 11)/sqrt(B H_ii/M), ḡ over M = {mc['n_batches']} minibatches of B "
-            "datapoints with ξ_α drawn per datapoint; tolerance 4 s.d. = 4 sqrt(1ᵀC1)/n with C the noise "
-            "correlation D^-½ H D^-½",
-        ),
-        check_within(
-            "quadratic/eq11_mc_whitened_var",
-            mc["white_var"],
-            1.0,
-            4 * mc["white_var_sd"],
-            "variance over i of the residual ḡ - Eq. 11 whitened by H^-½ sqrt(M/B): 1 if the minibatch noise "
-            "covariance is B H (Eqs. 8, 12); tolerance 4 sqrt(2/(n-1))",
-        ),
-        check_within(
-            "quadratic/eq11_mc_var_ratio",
-            mc["var_ratio_mean"],
-            1.0,
-            4 * mc["var_ratio_sd"],
-            "mean over i of Var_M(g_i) / (B H_ii) (Eq. 12's variance); tolerance 4 sqrt(2/(M-1) ΣC²)/n",
-        ),
-        Check(
-            "quadratic/reference_columns_diverged",
-            float(len(ref_diverged)),
-            "== 0",
-            not ref_diverged,
-            "reference columns (Fig. 3 and slopes) that diverged: " + (", ".join(ref_diverged) or "none"),
-        ),
-        info(
-            "quadratic/ou_implied_eta2_over_lr2_median",
-            float(np.median(ou["implied_eta2"] / cfg.eta**2)),
-            "median over i of Var Δw*_i / η² (η = AdaBayes lr): the OU noise AdaBayes assumes vs measured",
-        ),
-        info(
-            "quadratic/ou_implied_over_eq15_printed_median",
-            float(np.median(ratio_printed)),
-            "median Var Δw*_i / (η_μ² H_{-i,i}ᵀH_{-i,i}) (Eq. 15 as printed)",
-        ),
-        info(
-            "quadratic/ou_implied_over_eq15_independent_median",
-            float(np.median(ratio_indep)),
-            "median Var Δw*_i / (Σ_j H_ji² Var Δμ_j / H_ii²) (Eq. 10 with independent increments)",
-        ),
-        info(
-            "quadratic/ou_increment_ac1_median",
-            float(np.median(ou["ac1"])),
-            "median lag-1 autocorrelation of Δw*_i (OU: ≈ 0)",
-        ),
-        info(
-            "quadratic/ou_reversion_median",
-            float(np.median(ou["reversion"])),
-            f"median regression slope of Δw*_i on w*_i (Eq. 14: -η²/(2σ²) = {-(cfg.eta**2) / (2 * sigma2):.2g})",
-        ),
-        info("quadratic/diverged_grid_points", float(res["diverged"].sum()), "grid points that diverged (frozen)"),
-    ]
-    for rule, t in tuned.items():
-        edge = f"; AT GRID EDGE: {', '.join(t['grid_edges'])} -- the optimum may lie beyond" if t["grid_edges"] else ""
-        checks.append(
-            info(
-                f"quadratic/tuned_final_loss_{rule}",
-                t["final_excess_loss"],
-                f"½ μᵀHμ, last 10 % of a fresh-seed run at the tuned {t['hyper']}{edge}",
-            )
-        )
+    g2_ref = res["g2"][:, track]
+    arrays = _reference_arrays(cols, res, h, eig)
+    arrays |= fixed_point_curves(g2_ref.min(), g2_ref.max(), cfg.eta, sigma2)
+    arrays |= {"grid_loss": res["loss"], "tuned_loss": fresh["loss"]}
+    arrays |= {"loss_fine_t": fresh["loss_fine_t"], "tuned_loss_fine": fresh["loss_fine"]}
+    arrays |= {f"ou_{k}": v for k, v in ou.items()}
     meta = {
         "config": asdict(cfg),
         "seed": seed,
         "grid": [{"rule": c.rule, "hyper": c.hyper, "reference": c.reference} for c in cols],
-        "grid_final_loss": final_grid,
+        "grid_final_loss": last_fraction_mean(res["loss"]),
         "grid_diverged": res["diverged"],
         "tuned": tuned,
         "tuned_columns": [c.rule for c in best_cols],
@@ -515,15 +381,21 @@ def run_experiment(cfg: QuadraticConfig, seed: int, quick: bool, show_progress: 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``adabayes quadratic``."""
-    add_common_arguments(parser, "results/quadratic")
-    d = QuadraticConfig()
-    parser.add_argument("--n", type=int, default=None, help=f"parameters (default {d.n}; quick 160; up to ~2000)")
-    parser.add_argument("--steps", type=int, default=None, help=f"steps (default {d.steps}; quick 1500)")
-    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="B (default 100)")
-    parser.add_argument("--log10-diag", type=float, nargs=2, default=d.log10_diag, metavar=("LO", "HI"))
-    parser.add_argument("--hessian", choices=("scaled", "haar"), default=d.hessian)
-    parser.add_argument("--mixing", type=float, default=d.mixing, help="condition number of the correlation part")
+    """Options of ``adabayes quadratic`` (``--help`` shows each default)."""
+    add_common_arguments(parser)
+    d, q = QuadraticConfig(), QuadraticConfig.quick()
+    parser.add_argument(
+        "--n", type=int, default=None, help=f"parameters, up to ~2000 (default {d.n}; with --quick {q.n})"
+    )
+    parser.add_argument("--steps", type=int, default=None, help=f"steps (default {d.steps}; with --quick {q.steps})")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="B, datapoints per minibatch (Eq. 8)")
+    parser.add_argument(
+        "--log10-diag", type=float, nargs=2, default=d.log10_diag, metavar=("LO", "HI"), help="log10 range of H_ii"
+    )
+    parser.add_argument(
+        "--hessian", choices=("scaled", "haar"), default=d.hessian, help="random Hessian family (simulations.hessian)"
+    )
+    parser.add_argument("--mixing", type=float, default=d.mixing, help="condition number of H's correlation part")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,6 +1,8 @@
-"""Subcommands of the ``adabayes`` command owned by :mod:`simulations` and :mod:`figures` (a plain dict).
+"""Subcommands of the ``adabayes`` command owned by :mod:`simulations` (a plain dict, no imports).
 
-This table is the one source of each subcommand's help line: the modules set ``HELP = help_for(name)``.
+This table is the one source of each experiment's help line: the modules set ``HELP = help_for(name)``.
+``figures`` has its own table (:mod:`figures.registry`); the entry below only forwards to it until
+:mod:`adabayes.cli` reads ``figures.registry`` itself (its help text is checked equal by a test).
 """
 
 SUBCOMMANDS = {
@@ -20,7 +22,8 @@ SUBCOMMANDS = {
         "simulations.factorised_vs_joint",
         "joint full-covariance Kalman filter vs factorised filters on small quadratics: errors, effective eta2",
     ),
-    "figures": ("figures.render", "redraw all figures from saved simulation data (npz/json)"),
+    # forwarding entry, identical to figures.registry (remove once adabayes.cli lists "figures.registry")
+    "figures": ("figures.render", "redraw every figure from saved simulation data (npz/json)"),
 }
 
 

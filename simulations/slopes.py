@@ -18,15 +18,14 @@ Reads the ``generative`` and ``quadratic`` outputs (run them first; ``adabayes r
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from filtering.fixed_point import approx_precision, eq21_validity_range, exact_precision
 
-from .checks import Check, info, print_checks
-from .common import log_log_slope, output_dir
+from .checks import INFO, Check, Spec, Within, evaluate, print_checks
+from .common import DEFAULT_DATA, log_log_slope, output_dir
 from .io import load_json, load_npz, save_json
 from .registry import help_for
 
@@ -122,69 +121,96 @@ def fit_slopes(rates: dict[str, tuple[np.ndarray, np.ndarray]], eta: float, sigm
     return out
 
 
-def _checks(model: str, fits: dict[str, dict]) -> list[Check]:
-    checks = []
+EQUATION = {"fading": "Eq. 31", "adam": "Eq. 24", "adamw": "Eq. 24"}  # others: Eqs. 21, 24
+
+
+def _specs(model: str, fits: dict[str, dict]) -> tuple[list[Spec], dict[str, Any]]:
+    """Declared checks of one model's fits and the numbers they read (two checks per asserted rule)."""
+    specs: list[Spec] = []
+    measured: dict[str, Any] = {}
     for rule, f in fits.items():
-        detail = (
+        key, eq = f"{model}_{rule}", EQUATION.get(rule, "Eqs. 21, 24")
+        measured[key] = f["slope"]
+        measured[f"{key}_what"] = (
             f"d log σ²_post / d log ⟨g²⟩ = {f['slope']:.4f} ± {f['stderr']:.4f} (s.e., {f['n']} parameters, "
             f"⟨g²⟩ in [{f['window'][0]:.3g}, {f['window'][1]:.3g}]); limit slope {f['theory']:g}"
         )
-        name = f"slopes/{model}_{rule}"
-        if rule in ASSERTED:
-            ok = bool(np.isfinite(f["slope"]) and abs(f["slope"] - f["theory"]) <= TOL)
-            checks.append(Check(name, f["slope"], f"{f['theory']:g} ± {TOL:g}", ok, detail))
-            tol = LOCAL_SE * f["stderr"] + LOCAL_FLOOR
-            diff = f["slope"] - f["local"]
-            ok = bool(np.isfinite(diff) and abs(diff) <= tol)
-            exact = f" (exact fixed point: {f['local_exact']:.4f})" if np.isfinite(f.get("local_exact", np.nan)) else ""
-            checks.append(
-                Check(
-                    f"{name}_vs_local",
-                    diff,
-                    f"0 ± {tol:.2g} ({LOCAL_SE:g} s.e. + {LOCAL_FLOOR:g})",
-                    ok,
-                    f"fitted slope {f['slope']:.4f} minus the local slope {f['local']:.4f} of its own fixed-point "
-                    f"curve over the same ⟨g²⟩{exact}",
-                )
-            )
-        else:
-            checks.append(info(name, f["slope"], detail))
-    return checks
+        if rule not in ASSERTED:
+            specs.append(Spec(f"slopes/{key}", eq, key, INFO, detail=f"{{{key}_what}}"))
+            continue
+        measured[f"{key}_theory"] = f["theory"]
+        measured[f"{key}_diff"] = f["slope"] - f["local"]
+        measured[f"{key}_tol"] = LOCAL_SE * f["stderr"] + LOCAL_FLOOR
+        exact = f" (exact fixed point: {f['local_exact']:.4f})" if np.isfinite(f.get("local_exact", np.nan)) else ""
+        measured[f"{key}_local_what"] = (
+            f"fitted slope {f['slope']:.4f} minus the local slope {f['local']:.4f} of its own fixed-point "
+            f"curve over the same ⟨g²⟩{exact}"
+        )
+        specs += [
+            Spec(f"slopes/{key}", eq, key, Within(f"{key}_theory", TOL), detail=f"{{{key}_what}}"),
+            Spec(
+                f"slopes/{key}_vs_local",
+                eq,
+                f"{key}_diff",
+                Within(0.0, f"{key}_tol", f"0 ± {{tol:.2g}} ({LOCAL_SE:g} s.e. + {LOCAL_FLOOR:g})"),
+                detail=f"{{{key}_local_what}}",
+            ),
+        ]
+    return specs, measured
+
+
+def _checks(model: str, fits: dict[str, dict]) -> list[Check]:
+    specs, measured = _specs(model, fits)
+    return evaluate(specs, measured)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``adabayes slopes``."""
     parser.add_argument(
-        "--out", default="results", help="directory with generative/quadratic outputs; slopes.json is written there"
+        "--out",
+        default=DEFAULT_DATA,
+        help="data folder holding the generative/quadratic outputs; slopes.json is written there "
+        "(default: %(default)s, where those experiments write by default)",
     )
     parser.add_argument("--seed", type=int, default=0, help="unused (no randomness); accepted for uniformity")
     parser.add_argument("--quick", action="store_true", help="unused; accepted for uniformity")
     parser.add_argument("--no-progress", action="store_true", help="unused; accepted for uniformity")
 
 
+def _rates(data: dict[str, np.ndarray], rules_here: tuple[str, ...] | list[str], prefix: str = "") -> dict:
+    return {r: (data[f"{prefix}{r}_g2"], data[f"{prefix}{r}_rate"]) for r in rules_here}
+
+
 def run(args: argparse.Namespace) -> int:
-    """Fit the slopes on whichever of generative/quadratic exist; write ``slopes.json``."""
+    """Fit the slopes on whichever of generative/quadratic exist; write ``slopes.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        Neither ``generative.npz`` nor ``quadratic.npz`` is in ``--out`` (the message says what to run).
+    """
     data = output_dir(args.out)
     result: dict = {"tolerance": TOL, "local_floor": LOCAL_FLOOR, "theory": THEORY, "fits": {}, "checks": []}
     checks: list[Check] = []
     if (data / "generative.npz").exists():
         g = load_npz(data / "generative.npz")
         cfg = load_json(data / "generative.json")["config"]
-        rates = {r: (g[f"{r}_g2"], g[f"{r}_rate"]) for r in ("adabayes", "adabayes_fp", "fading", "adamw", "kalman")}
-        fits = fit_slopes(rates, cfg["eta"], cfg["sigma2"])
-        result["fits"]["generative"] = fits
-        checks += _checks("generative", fits)
+        rates = _rates(g, ("adabayes", "adabayes_fp", "fading", "adamw", "kalman"))
+        result["fits"]["generative"] = fit_slopes(rates, cfg["eta"], cfg["sigma2"])
+        checks += _checks("generative", result["fits"]["generative"])
     if (data / "quadratic.npz").exists():
         q = load_npz(data / "quadratic.npz")
         meta = load_json(data / "quadratic.json")
         rules_here = [k[len("fig3_") : -len("_rate")] for k in q if k.startswith("fig3_") and k.endswith("_rate")]
-        rates = {r: (q[f"fig3_{r}_g2"], q[f"fig3_{r}_rate"]) for r in rules_here}
-        fits = fit_slopes(rates, meta["fig3"]["eta"], meta["fig3"]["sigma2"])
-        result["fits"]["quadratic"] = fits
-        checks += _checks("quadratic", fits)
+        result["fits"]["quadratic"] = fit_slopes(
+            _rates(q, rules_here, "fig3_"), meta["fig3"]["eta"], meta["fig3"]["sigma2"]
+        )
+        checks += _checks("quadratic", result["fits"]["quadratic"])
     if not result["fits"]:
-        print(f"no generative.npz or quadratic.npz in {Path(data)}; run 'adabayes generative' first", file=sys.stderr)
-        return 2
+        raise FileNotFoundError(
+            f"no generative.npz or quadratic.npz in {str(data)!r}; run 'adabayes generative' or 'adabayes "
+            "quadratic' first (they write to the same default folder), or pass their --out here"
+        )
     result["checks"] = [c.to_dict() for c in checks]
     save_json(data / "slopes.json", result)
     return print_checks(checks)

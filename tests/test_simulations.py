@@ -10,25 +10,17 @@ from simulations.checks import Check, check_at_most, check_within
 from simulations.common import decade_table, log_log_slope
 from simulations.generative import (
     GenerativeConfig,
-    _first_exceed,
     calibration_checks,
     regime_masks,
     simulate_generative,
     summarise,
 )
+from simulations.generative_measure import first_exceed
 from simulations.hessian import make_hessian
 from simulations.io import load_json, load_npz, save_json, save_npz
 from simulations.jensen import iid_chi2_rate, jensen_rate
-from simulations.quadratic import (
-    Column,
-    QuadraticConfig,
-    _tuned,
-    eq11_check,
-    grid,
-    grid_edges,
-    ou_analysis,
-    simulate_quadratic,
-)
+from simulations.quadratic import Column, QuadraticConfig, grid, grid_edges, simulate_quadratic
+from simulations.quadratic_measure import eq11_check, ou_analysis, tuned_columns
 from simulations.slopes import fit_slopes, window
 
 
@@ -92,7 +84,7 @@ def test_jensen_estimate_matches_iid_chi2_monte_carlo():
 def test_iid_chi2_rate_validates():
     with pytest.raises(ValueError, match="burn_in"):
         iid_chi2_rate([1.0], 1e-3, 1e-3, 10, 10, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="rng"):
+    with pytest.raises(TypeError, match="rng"):
         iid_chi2_rate([1.0], 1e-3, 1e-3, 10, 1, 0)
 
 
@@ -179,12 +171,12 @@ def test_calibration_checks_pass_for_kalman_and_fail_for_an_overconfident_filter
 def test_first_exceed_is_last_ok_index_plus_one():
     g2 = np.arange(1.0, 101.0)
     err = np.where(g2 > 60, 0.5, 0.0)
-    assert _first_exceed(g2, err, 0.1, 0.0, window=1) == 61.0
-    assert _first_exceed(g2, np.zeros(100), 0.1, 0.0, window=1) == np.inf  # ends in tolerance
-    assert _first_exceed(g2, np.ones(100), 0.1, 0.0, window=1) == 1.0  # never in tolerance
+    assert first_exceed(g2, err, 0.1, 0.0, window=1) == 61.0
+    assert first_exceed(g2, np.zeros(100), 0.1, 0.0, window=1) == np.inf  # ends in tolerance
+    assert first_exceed(g2, np.ones(100), 0.1, 0.0, window=1) == 1.0  # never in tolerance
     # an excursion that comes back does not count
     err2 = np.where((g2 > 20) & (g2 < 30), 0.5, 0.0)
-    assert _first_exceed(g2, err2, 0.1, 0.0, window=1) == np.inf
+    assert first_exceed(g2, err2, 0.1, 0.0, window=1) == np.inf
 
 
 def test_window_and_fit_slopes_recover_known_slopes_and_local_slope():
@@ -231,7 +223,7 @@ def test_simulate_quadratic_small_and_tuned_picks_lowest_final_loss():
     assert res["rate"].shape == (cfg.n, 3) and res["mu_track"].shape == (100, cfg.n)
     np.testing.assert_allclose(res["rate"][:, 0], 1e-3 / cfg.batch_size)  # SGD's rate is σ² = lr_sgd / B
     assert res["loss"][-1, 0] < res["loss"][0, 0]  # it learns
-    best = _tuned(cols, res)
+    best = tuned_columns([c.rule for c in cols], res)
     assert best["sgd"] == 0 and best["adabayes"] == 2
     ou = ou_analysis(res, hess[0], 1e-3, 1e-3)
     assert ou["implied_eta2"].shape == (cfg.n,) and np.all(ou["implied_eta2"] > 0)
@@ -255,5 +247,5 @@ def test_generative_config_validates():
         GenerativeConfig(steps=10, burn_in=10).validate()
     with pytest.raises(ValueError, match="eta"):
         GenerativeConfig(eta=1.0, sigma2=0.1).validate()
-    with pytest.raises(ValueError, match="rng"):
+    with pytest.raises(TypeError, match="rng"):
         simulate_generative(GenerativeConfig(n_params=10, steps=10, burn_in=1), 0)
