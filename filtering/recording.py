@@ -9,6 +9,7 @@ when a recorder is built), so ``import filtering`` stays torch-free.
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,7 @@ class LearningRateRecorder:
     ``AdaBayes.learning_rates``), ``g2`` (⟨g²⟩, Eq. 4 debiased), ``adam_lr`` (``η / sqrt(⟨g²⟩)``, inf where
     ⟨g²⟩ = 0; η is the group's current lr), ``eta`` and ``sigma2`` (the group's lr and ``c · lr_sgd / B``,
     the lines of Fig. 3), ``step`` (the tensor's step count), ``tensor`` (tensor index), ``entry`` (flat index
-    within the tensor); plus ``tensor_numel`` of shape (n_tensors,).
+    within the tensor; within ``torch.view_as_real`` of a complex one); plus ``tensor_numel`` of shape (n_tensors,).
 
     Examples
     --------
@@ -66,6 +67,14 @@ class LearningRateRecorder:
     >>> rec = LearningRateRecorder(opt, every=50, entries_per_tensor=64, seed=0)  # doctest: +SKIP
     >>> for x, y in loader: ...; loss.backward(); opt.step(); opt.zero_grad()     # doctest: +SKIP
     >>> rec.save("fig3_resnet.npz"); rec.close()                                 # doctest: +SKIP
+
+    Raises
+    ------
+    TypeError
+        If ``optimizer`` has no ``readout`` method.
+    ValueError
+        For a bad ``every``, ``entries_per_tensor`` or ``capacity``, or if a group keeps no ⟨g²⟩
+        (``AdaBayes(track_g2=False)``).
     """
 
     def __init__(
@@ -82,8 +91,8 @@ class LearningRateRecorder:
         for name, value in (("every", every), ("entries_per_tensor", entries_per_tensor), ("capacity", capacity)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not all(hasattr(optimizer, a) for a in ("_rates_from", "_g2_from", "_hyper")):
-            raise ValueError("optimizer must be a filtering.torch_adapter.AdaBayes or AdaBayesFP")
+        if not callable(getattr(optimizer, "readout", None)):
+            raise TypeError("optimizer must have a readout(p, index) method, e.g. filtering.torch_adapter.AdaBayes")
         self.optimizer = optimizer
         self.every = int(every)
         self.capacity = int(capacity)
@@ -92,50 +101,60 @@ class LearningRateRecorder:
         self.indices: list[np.ndarray] = []
         for group in optimizer.param_groups:
             for p in group["params"]:
-                n = p.numel()
+                n = p.numel() * (2 if p.is_complex() else 1)  # complex: the entries of torch.view_as_real(p)
                 idx = np.sort(rng.choice(n, size=min(int(entries_per_tensor), n), replace=False)).astype(np.int64)
                 self.indices.append(idx)
                 self._tensors.append((p, torch.as_tensor(idx, device=p.device)))
+        for i, (p, idx) in enumerate(self._tensors):
+            if optimizer.readout(p, idx).g2 is None:
+                raise ValueError(
+                    f"LearningRateRecorder needs ⟨g²⟩, but parameter tensor {i} has none: its group keeps no ⟨g²⟩ "
+                    "EMA (AdaBayes(track_g2=False)); construct the optimizer with track_g2=True (the default)"
+                )
         self._buf = {f: np.empty(self.capacity, dtype=np.float64) for f in _FIELDS}
         self._buf.update({f: np.empty(self.capacity, dtype=np.int64) for f in _INT_FIELDS})
         self._n = 0  # samples ever written
         self._calls = 0
         self._handle = optimizer.register_step_post_hook(self._hook) if attach else None
 
-    def _hook(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+    def _hook(self, _optimizer: Any, _args: Any, _kwargs: Any) -> None:
         self._calls += 1
         if self._calls % self.every == 0:
             self.record()
 
     def record(self) -> None:
-        """Sample every tensor that has optimiser state now."""
-        import torch
+        """Sample every tensor that has taken a step, through ``optimizer.readout(p, index)``.
 
+        Raises
+        ------
+        ValueError
+            If a tensor's group stopped keeping ⟨g²⟩ (``track_g2`` set to False after construction).
+        """
         opt = self.optimizer
         # looked up now, not at construction: load_state_dict replaces the group dicts (the params stay)
-        group_of = {id(p): group for group in opt.param_groups for p in group["params"]}
-        with torch.no_grad():
-            for i, (p, idx) in enumerate(self._tensors):
-                state = opt.state.get(p)
-                if not state or state["step"] == 0 or id(p) not in group_of:
-                    continue
-                h = opt._hyper(group_of[id(p)])
-                count = state["step"]
-                var = opt._rates_from(h, state, idx).double().cpu().numpy()
-                g2 = opt._g2_from(h, count, state["exp_avg_sq"].reshape(-1)[idx]).double().cpu().numpy()
-                eta = h.lr
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    adam_lr = np.where(g2 > 0, eta / np.sqrt(g2), np.inf)  # Eq. 24's x-axis: η / sqrt(⟨g²⟩)
-                self._append(
-                    var_post=var,
-                    g2=g2,
-                    adam_lr=adam_lr,
-                    eta=np.full(len(var), eta),
-                    sigma2=np.full(len(var), h.c * h.sigma2 if h.c != 0.0 else 0.0),  # 0, not 0·inf, at lr 0
-                    step=np.full(len(var), count),
-                    tensor=np.full(len(var), i),
-                    entry=self.indices[i],
-                )
+        live = {id(p) for group in opt.param_groups for p in group["params"]}
+        for i, (p, idx) in enumerate(self._tensors):
+            if id(p) not in live:
+                continue
+            r = opt.readout(p, idx)
+            if r.step == 0:
+                continue
+            if r.g2 is None:
+                raise ValueError(f"LearningRateRecorder: parameter tensor {i} no longer keeps ⟨g²⟩ (track_g2=False)")
+            var = r.var_post.double().cpu().numpy()
+            g2 = r.g2.double().cpu().numpy()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                adam_lr = np.where(g2 > 0, r.lr / np.sqrt(g2), np.inf)  # Eq. 24's x-axis: η / sqrt(⟨g²⟩)
+            self._append(
+                var_post=var,
+                g2=g2,
+                adam_lr=adam_lr,
+                eta=np.full(len(var), r.lr),
+                sigma2=np.full(len(var), r.sigma2),
+                step=np.full(len(var), r.step),
+                tensor=np.full(len(var), i),
+                entry=self.indices[i],
+            )
 
     def _append(self, **cols: np.ndarray) -> None:
         k = len(cols["var_post"])
@@ -161,12 +180,25 @@ class LearningRateRecorder:
         n = len(self)
         order = (self._n - n + np.arange(n)) % self.capacity
         out = {f: self._buf[f][order].copy() for f in (*_FIELDS, *_INT_FIELDS)}
-        out["tensor_numel"] = np.array([p.numel() for p, _ in self._tensors], dtype=np.int64)
+        out["tensor_numel"] = np.array([p.numel() * (2 if p.is_complex() else 1) for p, _ in self._tensors], np.int64)
         return out
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write :meth:`arrays` to ``path`` with ``np.savez_compressed``."""
-        np.savez_compressed(path, **self.arrays())
+        """Write :meth:`arrays` to ``path`` with ``np.savez_compressed``.
+
+        Warns (``RuntimeWarning``) when no sample was recorded, e.g. ``every=50`` on a run shorter than 50 steps:
+        the file then holds empty arrays.
+        """
+        if len(self) == 0:
+            warnings.warn(
+                f"LearningRateRecorder.save: no samples were recorded ({self._calls} optimizer steps seen, recording "
+                f"after every {self.every}th), so {os.fspath(path)!r} holds empty arrays; lower `every` or call "
+                "record() yourself",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        arrays: dict[str, Any] = self.arrays()
+        np.savez_compressed(path, **arrays)
 
     def close(self) -> None:
         """Remove the post-step hook (idempotent)."""

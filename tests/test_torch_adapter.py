@@ -14,7 +14,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from filtering import _torch_kernels as K  # noqa: E402
+from filtering import torch_functional as TF  # noqa: E402
 from filtering import fixed_point, rules  # noqa: E402
 from filtering.torch_adapter import AdaBayes, AdaBayesFP, LearningRateRecorder, _approx_precision  # noqa: E402
 
@@ -278,9 +278,10 @@ def test_approx_precision_tensor_twin_equals_fixed_point() -> None:
 @pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("cls", [AdaBayes, AdaBayesFP])
 def test_failed_step_does_not_advance_the_step_count(cls: type, path: str, monkeypatch) -> None:
-    """A kernel that raises leaves the step count alone, so retrying gives the step a clean run gives."""
-    name = f"{'ab' if cls is AdaBayes else 'fp'}_{path}"
-    kernel = getattr(K, name)
+    """A kernel that raises leaves the step count alone, so retrying gives the step a clean run gives; the read-out
+    after the failed *first* step is the prior's (c σ², ⟨g²⟩ = 0), not NaN from a bias correction 1 - β2^0 = 0."""
+    field = "adabayes" if cls is AdaBayes else "adabayes_fp"
+    kernel = getattr(TF.PATHS[path], field)
     calls = []
 
     def fail_once(*args):
@@ -289,7 +290,7 @@ def test_failed_step_does_not_advance_the_step_count(cls: type, path: str, monke
             raise RuntimeError("transient")
         return kernel(*args)
 
-    monkeypatch.setattr(K, name, fail_once)
+    monkeypatch.setitem(TF.PATHS, path, TF.PATHS[path]._replace(**{field: fail_once}))
     ps = [torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64, requires_grad=True) for _ in range(2)]
     opts = [cls([q], batch_size=4, weight_decay=1e-3, **_path_kwargs(path)) for q in ps]
     for q in ps:
@@ -297,6 +298,11 @@ def test_failed_step_does_not_advance_the_step_count(cls: type, path: str, monke
     with pytest.raises(RuntimeError, match="transient"):
         opts[0].step()
     assert opts[0].state[ps[0]]["step"] == 0
+    readout = opts[0].readout(ps[0])
+    assert readout.step == 0
+    assert torch.equal(readout.g2, torch.zeros(3, dtype=torch.float64))
+    torch.testing.assert_close(readout.var_post, torch.full((3,), 0.1 / 4, dtype=torch.float64), rtol=1e-15, atol=0)
+    assert torch.equal(opts[0].mean_squared_gradients(ps[0]), readout.g2)
     opts[0].step()  # the retry
     opts[1].step()  # a clean run (the patched kernel passes through after its first call)
     assert opts[0].state[ps[0]]["step"] == 1
