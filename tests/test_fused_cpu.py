@@ -4,8 +4,8 @@ Tolerances: float64 equals filtering.rules to rel 1e-12 over 60 steps (the two d
 roundings per step), and the torch single-tensor path to rel 1e-12. fp32 equals the torch single-tensor path to
 rtol 2e-5 / atol 1e-6 on the parameters after 60 steps: both round every operation to fp32, but torch's vectorised
 lerp (Eq. 2) uses a fused multiply-add, so m differs in its last bit now and then, and more in relative terms where
-Eq. 2 cancels (m near 0: compared with an absolute tolerance of rtol·max|m|). Observed on the development machine (AVX2):
-parameters 3.2e-6 relative at worst after 60 steps, 2 of the 5 tensors bit-identical.
+Eq. 2 cancels (m near 0: compared with an absolute tolerance of rtol·max|m|). Observed on the development machine
+(AVX2): parameters 3.2e-6 relative at worst after 60 steps, 2 of the 5 tensors bit-identical.
 """
 
 from __future__ import annotations
