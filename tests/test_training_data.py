@@ -54,7 +54,7 @@ def write_cifar(root, name: str, n_per_file: int, seed: int = 0) -> dict[str, np
 @pytest.mark.parametrize("name", ["cifar10", "cifar100"])
 def test_cifar_loader_reads_torchvision_pickles(tmp_path, name):
     raw = write_cifar(tmp_path, name, n_per_file=3)
-    ds = load_cifar(name, tmp_path)
+    ds = load_cifar(name, tmp_path, verify=False)  # random files under the official names
     n_train = 15 if name == "cifar10" else 3
     assert ds.x_train.shape == (n_train, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
     assert ds.x_train.dtype == np.float32 and ds.y_train.dtype == np.int64
@@ -73,7 +73,9 @@ def test_cifar_loader_reads_torchvision_pickles(tmp_path, name):
     assert ds.x_train.dtype == np.float32
     np.testing.assert_allclose(ds.pad_value, (-mean / std).ravel(), rtol=1e-6)
     # the data-set folder itself is accepted as root
-    same = load_cifar(name, tmp_path / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"))
+    same = load_cifar(
+        name, tmp_path / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python"), verify=False
+    )
     np.testing.assert_array_equal(same.x_test, ds.x_test)
 
 
@@ -95,7 +97,7 @@ def test_cifar_bad_labels_rejected(tmp_path):
         with open(folder / file, "wb") as handle:
             pickle.dump({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [0, 100]}, handle)
     with pytest.raises(ValueError, match="labels"):
-        load_cifar("cifar100", tmp_path)
+        load_cifar("cifar100", tmp_path, verify=False)
 
 
 def test_mnist1d_offline_and_leaves_global_rng_alone():
@@ -288,3 +290,51 @@ def test_gpu_benchmark_rejects_zero_steps(capsys):
     with pytest.raises(SystemExit):
         module.main(["--device", "cpu", "--tiny", "--steps", "0"])
     assert "--steps must be >= 1" in capsys.readouterr().err
+
+
+def _forbid_generation(*_args, **_kwargs):
+    raise AssertionError("MNIST-1D was generated although it is cached")
+
+
+def test_mnist1d_is_cached_on_disk_keyed_by_its_arguments(tmp_path, monkeypatch, capsys):
+    import mnist1d.data
+
+    from simulations.training import datasets
+
+    monkeypatch.setenv("ADABAYES_CACHE", str(tmp_path / "cache"))
+    datasets._mnist1d_arrays.cache_clear()
+    fresh = {seed: load_mnist1d(num_samples=200, data_seed=seed) for seed in (3, 4)}
+    entries = sorted((tmp_path / "cache").iterdir())
+    assert len(entries) == 2 and all(p.name.startswith("mnist1d-") and p.suffix == ".npz" for p in entries)
+    datasets._mnist1d_arrays.cache_clear()
+    monkeypatch.setattr(mnist1d.data, "make_dataset", _forbid_generation)
+    for seed, ds in fresh.items():  # read back from disk, bit for bit
+        cached = load_mnist1d(num_samples=200, data_seed=seed)
+        for name in ("x_train", "y_train", "x_test", "y_test"):
+            a, b = getattr(ds, name), getattr(cached, name)
+            assert a.dtype == b.dtype and np.array_equal(a, b), name
+    assert not np.array_equal(fresh[3].x_train, fresh[4].x_train)
+    monkeypatch.undo()
+    # a damaged entry is regenerated (with a warning) and replaced by a good one
+    monkeypatch.setenv("ADABAYES_CACHE", str(tmp_path / "cache"))
+    for entry in entries:
+        entry.write_bytes(b"not an npz")
+    datasets._mnist1d_arrays.cache_clear()
+    again = load_mnist1d(num_samples=200, data_seed=3)
+    assert np.array_equal(again.x_train, fresh[3].x_train)
+    assert "unreadable" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [p.name for p in entries]  # no temporaries
+    datasets._mnist1d_arrays.cache_clear()
+
+
+def test_an_unwritable_cache_is_skipped_with_a_warning(tmp_path, monkeypatch, capsys):
+    from simulations.training import datasets
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("ADABAYES_CACHE", str(blocker / "cache"))
+    datasets._mnist1d_arrays.cache_clear()
+    ds = load_mnist1d(num_samples=100, data_seed=1)
+    assert ds.x_train.shape == (80, 1, 40)
+    assert "cache: not caching" in capsys.readouterr().err
+    datasets._mnist1d_arrays.cache_clear()

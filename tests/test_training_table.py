@@ -60,18 +60,21 @@ def test_table_command_writes_markdown_json_and_png(tmp_path, capsys):
     assert again["epochs_trained_this_call"] == 0 and again["epochs_loaded_from_checkpoints"] == 8
 
 
-def test_table_rejects_unknown_optimizer(tmp_path):
-    with pytest.raises(ValueError, match="optimizer"):
-        main(["table", "--optimizers", "adagrad", "--epochs", "1", *TINY, "--out", str(tmp_path)])
+def test_table_rejects_unknown_optimizer(tmp_path, capsys):
+    assert main(["table", "--optimizers", "adagrad", "--epochs", "1", *TINY, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "adabayes table: error: argument --optimizers: must be one of sgd, adam, amsgrad, adamw, adabayes, "
+        "adabayes_fp (case, '-' and '_' do not matter), got 'adagrad'"
+    ]
 
 
-def test_table_rejects_duplicate_optimizers_and_zero_epochs(tmp_path):
-    with pytest.raises(ValueError, match="optimizers must be distinct"):
-        main(["table", "--optimizers", "sgd", "SGD", "--epochs", "1", *TINY, "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="optimizers must be distinct"):
-        main(["table", "--optimizers", "adabayes_fp", "AdaBayes-FP", "--epochs", "1", *TINY, "--out", str(tmp_path)])
-    with pytest.raises(ValueError, match="epochs"):
-        main(["table", "--optimizers", "sgd", "--epochs", "0", *TINY, "--out", str(tmp_path)])
+def test_table_rejects_duplicate_optimizers_and_zero_epochs(tmp_path, capsys):
+    for optimizers in (["sgd", "SGD"], ["adabayes_fp", "AdaBayes-FP"], ["adabayesfp", "adabayes-fp"]):
+        assert main(["table", "--optimizers", *optimizers, "--epochs", "1", *TINY, "--out", str(tmp_path)]) == 2
+        assert "optimizers must be distinct" in capsys.readouterr().err
+    assert main(["table", "--optimizers", "sgd", "--epochs", "0", *TINY, "--out", str(tmp_path)]) == 2
+    assert "argument --epochs: must be an integer in [1, inf), got 0" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
 
 
@@ -183,7 +186,7 @@ def test_fig3_divergence_before_the_first_recorded_epoch_is_a_clear_error(tmp_pa
     from simulations.training import fig3, loop
 
     monkeypatch.setattr(loop, "train", _fake_train(diverge_at=1))
-    with pytest.raises(RuntimeError, match=r"diverged .* at epoch 1.*first requested epoch 2"):
+    with pytest.raises(fig3.NothingRecorded, match=r"diverged .* at epoch 1.*first requested epoch 2"):
         fig3.record_fig3(_tiny_fig3_args(tmp_path, [2, 3]))
 
 

@@ -3,18 +3,24 @@
 
 Modules, one job each:
 
-``datasets``     MNIST-1D (generated offline), scikit-learn digits, CIFAR-10/100 from local pickles
+``catalog``      names and paper defaults of data sets, models and optimisers; the schedule's drop epoch (no torch)
+``datasets``     MNIST-1D (generated offline, cached on disk), scikit-learn digits, CIFAR-10/100 from local pickles
+``cache``        the on-disk cache of generated data sets (``$ADABAYES_CACHE`` or ``~/.cache/adabayes``)
+``cifar_files``  CIFAR batch files read safely: MD5 of the official files, a restricted unpickler
 ``synthetic``    random CIFAR-format folders for smoke runs and benchmarks (the real loader reads them)
 ``augment``      CIFAR random crop (padding with standardised black) and horizontal flip, seeded
 ``models``       MLP, 1-D ResNet, small CNN, CIFAR ResNet-34 and DenseNet-121 (own compact implementations)
 ``optimizers``   SGD / Adam / AMSGrad / AdamW / AdaBayes / AdaBayesFP with the paper's hyperparameters, LR schedule
 ``loop``         the training loop: deterministic batching, evaluation, per-epoch logs, checkpoint and resume
-``records``      run-directory files: history.json / history.csv and the atomically written checkpoint.pt
+``records``      run-folder files: logs, the hash-verified checkpoint, atomic writes, the folder lock
+``paths``        default run-folder names and output-path checks made before any work
+``argtypes``     argparse converters that check ranges at parse time
 ``train_cli``    ``adabayes train``
 ``table``        ``adabayes table``: optimiser x seed grid -> Table-1-style Markdown and curves
 ``fig3``         ``adabayes fig3-network``: σ²_post against η/√⟨g²⟩ recorded from a real network
 ``plots``        matplotlib (Agg) rendering of saved results
 ``registry``     the subcommands this package adds to ``adabayes`` (a plain dict, no imports)
 
-torch is imported by the modules that need it, never by this package's ``__init__``.
+torch is imported by the modules that need it, never by this package's ``__init__`` nor by the modules the
+command line needs to parse its options (``catalog``, ``argtypes``, ``paths``, ``train_cli``, ``table``, ``fig3``).
 """

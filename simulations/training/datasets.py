@@ -7,19 +7,24 @@ NumPy arrays; the training loop moves them to the device once. Nothing here down
   download, so it is not used). The generator reseeds NumPy's global RNG; the global state is restored after.
 * ``load_digits`` ships inside scikit-learn.
 * CIFAR-10/100 are read from a local copy in torchvision's python-pickle format
-  (``cifar-10-batches-py/data_batch_1..5, test_batch`` or ``cifar-100-python/train, test``) with NumPy only.
-  A missing file raises ``FileNotFoundError`` naming the path that was expected.
+  (``cifar-10-batches-py/data_batch_1..5, test_batch`` or ``cifar-100-python/train, test``) with NumPy only,
+  each official file checked against its MD5 and unpickled by a restricted unpickler that runs nothing
+  (:mod:`.cifar_files`). A missing file raises ``FileNotFoundError`` naming the path that was expected.
+* MNIST-1D is cached on disk after its first generation (:mod:`.cache`).
 """
 
 from __future__ import annotations
 
 import functools
-import pickle
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from .catalog import DATASETS
+from .cifar_files import CIFAR_LAYOUT, cifar_dir, read_batch
 
 __all__ = [
     "CIFAR_LAYOUT",
@@ -31,19 +36,6 @@ __all__ = [
     "load_digits",
     "load_mnist1d",
 ]
-
-DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
-
-#: folder name, training files, test files, label key for each CIFAR variant (torchvision's layout)
-CIFAR_LAYOUT: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], bytes]] = {
-    "cifar10": (
-        "cifar-10-batches-py",
-        tuple(f"data_batch_{i}" for i in range(1, 6)),
-        ("test_batch",),
-        b"labels",
-    ),
-    "cifar100": ("cifar-100-python", ("train",), ("test",), b"fine_labels"),
-}
 
 
 @dataclass(frozen=True)
@@ -155,13 +147,14 @@ def _standardise_channels(
     return apply(x_train), apply(x_test), mean, std
 
 
-@functools.lru_cache(maxsize=4)
-def _mnist1d_arrays(num_samples: int, data_seed: int) -> tuple[np.ndarray, ...]:
-    from mnist1d.data import get_dataset_args, make_dataset
+#: bump when the arrays stored for MNIST-1D change (part of the cache key)
+_MNIST1D_LOADER_VERSION = 1
 
-    args = get_dataset_args()
-    args.num_samples = num_samples
-    args.seed = data_seed
+
+def _generate_mnist1d(args: Any) -> dict[str, np.ndarray]:
+    """MNIST-1D from ``mnist1d.data.make_dataset(args)``, re-standardised; the global RNGs are left alone."""
+    from mnist1d.data import make_dataset
+
     np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002 (mnist1d reseeds it)
     try:
         data = make_dataset(args)  # generates; never downloads
@@ -169,7 +162,33 @@ def _mnist1d_arrays(num_samples: int, data_seed: int) -> tuple[np.ndarray, ...]:
         np.random.set_state(np_state)  # noqa: NPY002
         random.setstate(py_state)
     x_train, x_test = _standardise(data["x"][:, None, :], data["x_test"][:, None, :], (0, 1, 2))
-    return x_train, data["y"].astype(np.int64), x_test, data["y_test"].astype(np.int64)
+    return {
+        "x_train": x_train,
+        "y_train": data["y"].astype(np.int64),
+        "x_test": x_test,
+        "y_test": data["y_test"].astype(np.int64),
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(num_samples: int, data_seed: int) -> tuple[np.ndarray, ...]:
+    """The four MNIST-1D arrays, from memory, the disk cache (:mod:`.cache`) or generated."""
+    from importlib import metadata
+
+    from mnist1d.data import get_dataset_args
+
+    from .cache import cached_arrays
+
+    args = get_dataset_args()
+    args.num_samples = num_samples
+    args.seed = data_seed
+    key = {
+        "generator": f"mnist1d {metadata.version('mnist1d')}",
+        "loader": _MNIST1D_LOADER_VERSION,
+        "args": {k: v for k, v in vars(args).items() if k != "url"},
+    }
+    arrays = cached_arrays("mnist1d", key, lambda: _generate_mnist1d(args))
+    return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
 
 
 def load_mnist1d(num_samples: int = 5000, data_seed: int = 42) -> ArrayDataset:
@@ -232,16 +251,9 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> ArrayDataset
     return ArrayDataset("digits", x_train, y[~test], x_test, y[test], 10, pad)
 
 
-def cifar_dir(name: str, root: str | Path) -> Path:
-    """The folder holding the pickles of ``name`` under ``root`` (``root`` itself if it is that folder)."""
-    if name not in CIFAR_LAYOUT:
-        raise ValueError(f"name must be one of {sorted(CIFAR_LAYOUT)}, got {name!r}")
-    root = Path(root).expanduser()
-    folder = CIFAR_LAYOUT[name][0]
-    return root if root.name == folder else root / folder
-
-
-def _read_batches(folder: Path, files: tuple[str, ...], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _read_batches(
+    folder: Path, files: tuple[str, ...], label_key: bytes, verify: bool
+) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for file in files:
         path = folder / file
@@ -250,19 +262,13 @@ def _read_batches(folder: Path, files: tuple[str, ...], label_key: bytes) -> tup
                 f"CIFAR file not found: {path} (expected torchvision's python-pickle layout "
                 f"{folder.name}/{{{', '.join(files)}}}; this project never downloads data)"
             )
-        with path.open("rb") as handle:
-            batch = pickle.load(handle, encoding="bytes")  # local, user-provided data set files
-        if b"data" not in batch or label_key not in batch:
-            raise ValueError(f"{path} is not a CIFAR batch: it lacks the keys b'data' and {label_key!r}")
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-            raise ValueError(f"{path}: data must have shape (N, 3072), got {data.shape}")
-        xs.append(data.reshape(-1, 3, 32, 32))
-        ys.append(np.asarray(batch[label_key], dtype=np.int64))
+        x, y = read_batch(path, label_key, verify)
+        xs.append(x)
+        ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
 
 
-def load_cifar(name: str, root: str | Path) -> ArrayDataset:
+def load_cifar(name: str, root: str | Path, verify: bool = True) -> ArrayDataset:
     """CIFAR-10 or CIFAR-100 from a local copy in torchvision's python-pickle format, read with NumPy.
 
     Parameters
@@ -271,6 +277,9 @@ def load_cifar(name: str, root: str | Path) -> ArrayDataset:
         Which data set.
     root : str or Path
         Folder that contains ``cifar-10-batches-py`` / ``cifar-100-python`` (or that folder itself).
+    verify : bool
+        Check each official file's MD5 before reading it (:mod:`.cifar_files`); ``False`` for custom copies.
+        Either way the files are read with a restricted unpickler that runs nothing.
 
     Returns
     -------
@@ -283,11 +292,13 @@ def load_cifar(name: str, root: str | Path) -> ArrayDataset:
     ------
     FileNotFoundError
         When a batch file is missing; the message names the expected path.
+    ValueError
+        When a file fails its MD5 check, refers to anything but NumPy arrays, or is not a CIFAR batch.
     """
     folder = cifar_dir(name, root)
     _, train_files, test_files, label_key = CIFAR_LAYOUT[name]
-    x_train, y_train = _read_batches(folder, train_files, label_key)
-    x_test, y_test = _read_batches(folder, test_files, label_key)
+    x_train, y_train = _read_batches(folder, train_files, label_key, verify)
+    x_test, y_test = _read_batches(folder, test_files, label_key, verify)
     num_classes = 10 if name == "cifar10" else 100
     for split, y in (("training", y_train), ("test", y_test)):
         if y.size and (y.min() < 0 or y.max() >= num_classes):
@@ -297,8 +308,8 @@ def load_cifar(name: str, root: str | Path) -> ArrayDataset:
     return ArrayDataset(name, x_train, y_train, x_test, y_test, num_classes, pad)
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> ArrayDataset:
-    """Load a data set by name (see :data:`DATASETS`); ``data_dir`` is needed for CIFAR only."""
+def load_dataset(name: str, data_dir: str | Path | None = None, verify: bool = True) -> ArrayDataset:
+    """Load a data set by name (see :data:`DATASETS`); ``data_dir`` and ``verify`` concern CIFAR only."""
     if name == "mnist1d":
         return load_mnist1d()
     if name == "digits":
@@ -307,5 +318,5 @@ def load_dataset(name: str, data_dir: str | Path | None = None) -> ArrayDataset:
         if data_dir is None:
             expected = CIFAR_LAYOUT[name][0]
             raise ValueError(f"data_dir is required for {name}: a folder containing {expected}/ (never downloaded)")
-        return load_cifar(name, data_dir)
+        return load_cifar(name, data_dir, verify)
     raise ValueError(f"dataset must be one of {DATASETS}, got {name!r}")

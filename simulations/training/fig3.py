@@ -12,14 +12,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from adabayes.errors import UserError
+
+from .argtypes import int_at_least, optimizer_name
+from .catalog import DISPLAY
+from .paths import check_output_dir, check_output_file
 from .train_cli import add_common_arguments, parsed_command, set_threads
 
-__all__ = ["HELP", "add_arguments", "fixed_point_deviation", "record_fig3", "run"]
+if TYPE_CHECKING:
+    from .loop import TrainConfig
+
+__all__ = ["HELP", "NothingRecorded", "add_arguments", "fig3_title", "fixed_point_deviation", "record_fig3", "run"]
+
+DATASET_NAMES = {"mnist1d": "MNIST-1D", "digits": "digits (8x8)", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 
 HELP = (
     "Fig. 3 from a real network: train with AdaBayes at constant lr, record sigma2_post and <g2> per parameter "
@@ -31,12 +40,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``adabayes fig3-network``."""
     add_common_arguments(parser)
     parser.add_argument(
-        "--optimizer", default="adabayes", choices=["adabayes", "adabayes_fp"], help="(default: adabayes)"
+        "--optimizer",
+        default="adabayes",
+        type=optimizer_name,
+        choices=["adabayes", "adabayes_fp"],
+        help="adabayes or adabayes_fp (case, '-' and '_' do not matter)",
     )
-    parser.add_argument("--epochs", type=int, default=10, help="epochs at constant lr (default: 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of training and of the sampled entries")
-    parser.add_argument("--record-epochs", type=int, nargs="*", default=None, help="epochs to sample (default: last)")
-    parser.add_argument("--entries-per-tensor", type=int, default=2000, help="entries sampled per tensor")
+    parser.add_argument("--epochs", type=int_at_least(1), default=10, help="epochs at constant lr")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of training and of the sampled entries")
+    parser.add_argument(
+        "--record-epochs",
+        type=int_at_least(1),
+        nargs="*",
+        default=None,
+        help="epochs after which to sample (default: the last)",
+    )
+    parser.add_argument(
+        "--entries-per-tensor", type=int_at_least(1), default=2000, help="entries sampled per parameter tensor"
+    )
     parser.add_argument("--out", default="runs/fig3-network", metavar="DIR", help="output folder")
     parser.add_argument("--figure", default=None, metavar="PNG", help="figure path (default: DIR/fig3_network.png)")
 
@@ -71,10 +92,29 @@ def fixed_point_deviation(record: dict[str, np.ndarray]) -> dict[str, Any]:
     return out
 
 
-def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Train and record; returns the recorder arrays and the training history's last row."""
+class NothingRecorded(UserError, RuntimeError):
+    """Training ended (diverged or stopped) before the first epoch to record."""
+
+
+def _recording_callback(args: argparse.Namespace, wanted: set[int], holder: dict[str, Any]) -> Any:
+    """The epoch callback that samples the recorder after each wanted, non-diverged epoch."""
     from filtering.recording import LearningRateRecorder
 
+    def sample(epoch: int, _model: Any, optimizer: Any, row: dict[str, Any]) -> None:
+        if epoch not in wanted or row.get("diverged"):
+            return
+        if "rec" not in holder:
+            holder["rec"] = LearningRateRecorder(
+                optimizer, entries_per_tensor=args.entries_per_tensor, seed=args.seed, capacity=10_000_000, attach=False
+            )
+        holder["rec"].record()
+        holder["epochs"].append(epoch)
+
+    return sample
+
+
+def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Train and record; returns the recorder arrays and the training history's last row."""
     from .loop import train
     from .train_cli import config_from_args
 
@@ -84,21 +124,14 @@ def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[s
     if bad:
         raise ValueError(f"record_epochs must lie in [1, {config.epochs}], got {bad}")
     holder: dict[str, Any] = {"epochs": []}
-
-    def sample(epoch: int, model: Any, optimizer: Any, row: dict[str, Any]) -> None:
-        if epoch in wanted and not row.get("diverged"):
-            if "rec" not in holder:
-                holder["rec"] = LearningRateRecorder(
-                    optimizer,
-                    entries_per_tensor=args.entries_per_tensor,
-                    seed=args.seed,
-                    capacity=10_000_000,
-                    attach=False,
-                )
-            holder["rec"].record()
-            holder["epochs"].append(epoch)
-
-    result = train(config, device=args.device, progress=not args.no_progress, callbacks=(sample,))
+    callback = _recording_callback(args, wanted, holder)
+    result = train(
+        config,
+        device=args.device,
+        progress=not args.no_progress,
+        callbacks=(callback,),
+        verify_data=not getattr(args, "no_verify", False),
+    )
     diverged = [row["epoch"] for row in result.history if row.get("diverged")]
     if "rec" not in holder:
         reason = (
@@ -106,9 +139,7 @@ def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[s
             if diverged
             else f"training stopped after epoch {len(result.history)}"
         )
-        raise RuntimeError(
-            f"fig3-network: nothing was recorded: {reason}, before the first requested epoch {min(wanted)}"
-        )
+        raise NothingRecorded(f"nothing was recorded: {reason}, before the first requested epoch {min(wanted)}")
     missed = sorted(wanted - set(holder["epochs"]))
     if missed:
         print(
@@ -122,12 +153,31 @@ def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[s
     return arrays, result.history[-1]
 
 
+def fig3_title(config: TrainConfig, arrays: dict[str, np.ndarray]) -> str:
+    """Figure title: optimiser, data set, model and width, batch size, η and σ², the recorded steps and epochs."""
+    steps = np.unique(arrays["step"]).astype(int).tolist()
+    epochs = [int(e) for e in np.asarray(arrays.get("epoch", []))]
+    width = "" if config.width is None else f" (width {config.width})"
+    eta, sigma2 = float(np.asarray(arrays["eta"]).flat[0]), float(np.asarray(arrays["sigma2"]).flat[0])
+    recorded = f"step{'s' if len(steps) > 1 else ''} {', '.join(map(str, steps))}"
+    if len(epochs) == len(steps):
+        recorded += f" (epoch{'s' if len(epochs) > 1 else ''} {', '.join(map(str, epochs))})"
+    return (
+        f"{DISPLAY[config.optimizer]} on {DATASET_NAMES.get(config.dataset, config.dataset)} / {config.model}{width}, "
+        f"B = {config.batch_size}, seed {config.seed}\n"
+        f"η = {eta:.3g}, σ² = {sigma2:.3g}, constant lr; {recorded}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run ``adabayes fig3-network``."""
+    """Run ``adabayes fig3-network``: check the output paths, train and record, save, plot."""
     from .plots import plot_fig3
+    from .train_cli import config_from_args
 
     set_threads(args.threads)
-    out = Path(args.out)
+    config = config_from_args(args, milestone=1.0)  # checks every option before any work
+    out = check_output_dir(args.out)
+    figure_path = check_output_file(args.figure or out / "fig3_network.png", "--figure")
     out.mkdir(parents=True, exist_ok=True)
     arrays, last = record_fig3(args)
     np.savez_compressed(out / "fig3_network.npz", **arrays)
@@ -138,8 +188,7 @@ def run(args: argparse.Namespace) -> int:
         "deviation": fixed_point_deviation(arrays),
     }
     (out / "fig3_network.json").write_text(json.dumps(summary, indent=1) + "\n")
-    title = f"{args.optimizer} on {args.dataset}/{args.model or 'default model'}, B={args.batch_size}, seed {args.seed}"
-    figure = plot_fig3(arrays, args.figure or out / "fig3_network.png", title=title)
+    figure = plot_fig3(arrays, figure_path, title=fig3_title(config, arrays), epochs=arrays["epoch"])
     print(json.dumps(summary["deviation"], indent=1))
     print(f"wrote {figure} and {out / 'fig3_network.npz'}", file=sys.stderr)
     return 0

@@ -4,10 +4,19 @@ Determinism: the model is initialised after ``torch.manual_seed(seed)``; epoch `
 with a ``torch.Generator`` seeded by ``(seed, e)`` alone, and the learning-rate schedule is a function of the
 epoch, so a run resumed from the checkpoint of epoch ``e`` replays exactly what an uninterrupted run does
 (bit for bit on CPU with the same thread count).
+
+A run with an output folder holds that folder's lock (:func:`~simulations.training.records.run_lock`) from the
+check for an existing run to the last write, saves a verified checkpoint after every epoch and then the logs;
+Ctrl-C raises :class:`TrainingInterrupted`, which says how many finished epochs the folder keeps.
+
+:func:`train` is a sequence of small steps: :func:`_prepare` (checks and data), :func:`_setup` (model and
+optimiser), :func:`_restore` (resume), then per epoch :func:`_train_epoch`, :func:`evaluate`, :func:`_log_row`
+and :func:`_checkpoint`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -20,13 +29,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .augment import random_crop_flip
-from .datasets import CIFAR_LAYOUT, DATASETS, ArrayDataset, load_dataset
-from .models import MODELS, build_model, default_model
-from .optimizers import apply_schedule, base_rates, build_optimizer, canonical_optimizer, lr_factor
-from .records import CHECKPOINT, HISTORY_JSON, load_checkpoint, save_checkpoint, write_history
+from adabayes.errors import Interrupted
+from filtering.validation import check_int, check_scalar
 
-__all__ = ["EpochCallback", "TrainConfig", "TrainResult", "evaluate", "resolve_device", "train"]
+from .augment import random_crop_flip
+from .catalog import DATASETS, MODELS, canonical_optimizer, default_model, hyperparameters
+from .datasets import CIFAR_LAYOUT, ArrayDataset, load_dataset
+from .models import build_model
+from .optimizers import apply_schedule, base_rates, build_optimizer, lr_factor
+from .records import CHECKPOINT, HISTORY_JSON, load_checkpoint, run_lock, save_checkpoint, write_history
+
+__all__ = ["EpochCallback", "TrainConfig", "TrainResult", "TrainingInterrupted", "evaluate", "resolve_device", "train"]
 
 #: called after every epoch with (epoch (1-based), model, optimizer, the epoch's log row)
 EpochCallback = Callable[[int, nn.Module, torch.optim.Optimizer, dict[str, Any]], None]
@@ -83,20 +96,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if self.model is None:
             self.model = default_model(self.dataset)
         if self.model not in MODELS:
-            raise ValueError(f"model must be one of {sorted(MODELS)}, got {self.model!r}")
+            raise ValueError(f"model must be one of {', '.join(sorted(MODELS))}, got {self.model!r}")
         self.optimizer = canonical_optimizer(self.optimizer)
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        if not self.milestone > 0:
-            raise ValueError(f"milestone must be > 0, got {self.milestone!r}")
+        hyperparameters(self.optimizer, self.lr, self.weight_decay, self.lr_sgd)  # checked now, used later
+        check_int("epochs", self.epochs, lower=1)
+        check_int("batch_size", self.batch_size, lower=1)
+        check_int("seed", self.seed, lower=0)
+        for name in ("width", "n_train", "n_test"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), lower=1)
+        check_scalar("milestone", self.milestone, lower=0.0, allow_inf=True)
         if self.augment is None:
             self.augment = self.dataset in CIFAR_LAYOUT
         if self.data_dir is not None:
@@ -151,11 +164,191 @@ def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
-def _check_resumable(saved: dict[str, Any], config: dict[str, Any], out_dir: Path) -> None:
-    differ = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
-    if differ:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {config.get(k)!r}" for k in differ)
-        raise ValueError(f"resume: checkpoint in {out_dir} was made with a different config ({detail})")
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C during :func:`train`; the message says how many finished epochs the run folder keeps."""
+
+
+@dataclass
+class _Run:
+    """One run's state between the steps of :func:`train` (tensors on the device)."""
+
+    config: TrainConfig
+    device: torch.device
+    data: ArrayDataset
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    base: list[dict[str, float]]
+    steps: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start: int = 0
+    saved: int = 0  # the last epoch written to the checkpoint
+
+
+def _check_options(out_dir: str | Path | None, resume: bool, stop_after: int | None) -> None:
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir (the run directory holding checkpoint.pt)")
+    if stop_after is not None:
+        check_int("stop_after", stop_after, lower=1)
+
+
+def _refuse_existing_run(out_dir: Path, resume: bool, overwrite: bool) -> None:
+    """Without ``resume`` or ``overwrite``, a folder that holds a run is not touched."""
+    if resume or overwrite:
+        return
+    existing = [name for name in (CHECKPOINT, HISTORY_JSON) if (out_dir / name).exists()]
+    if existing:
+        raise FileExistsError(
+            f"{out_dir} already holds a run ({', '.join(existing)}); resume it (resume=True, --resume) or "
+            "start it afresh and overwrite it (overwrite=True, --overwrite)"
+        )
+
+
+def _prepare(config: TrainConfig, dataset: ArrayDataset | None, verify_data: bool) -> ArrayDataset:
+    """The data set of ``config`` (``dataset`` if given), cut to ``n_train``/``n_test``, checked against B."""
+    data = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir, verify=verify_data)
+    if config.n_train is not None or config.n_test is not None:
+        data = data.subset(config.n_train, config.n_test)
+    n = len(data.y_train)
+    if config.batch_size > n:
+        raise ValueError(f"batch_size ({config.batch_size}) must not exceed the number of training examples ({n})")
+    return data
+
+
+def _setup(config: TrainConfig, dev: torch.device, data: ArrayDataset) -> _Run:
+    """Seed, then build the model on ``dev`` and its optimiser (this order fixes the initial weights)."""
+    torch.manual_seed(config.seed)
+    model = build_model(str(config.model), data.input_shape, data.num_classes, config.width).to(dev)
+    optimizer = build_optimizer(
+        config.optimizer, model.parameters(), config.batch_size, config.lr, config.weight_decay, config.lr_sgd
+    )
+    steps = len(data.y_train) // config.batch_size
+    return _Run(config, dev, data, model, optimizer, base_rates(optimizer), steps)
+
+
+def _restore(run: _Run, out_dir: Path) -> None:
+    """Load the verified checkpoint of ``out_dir`` into ``run`` (model, optimiser, history, epoch)."""
+    saved = load_checkpoint(out_dir, run.config.to_dict(), map_location=run.device)
+    if saved is None:
+        if (out_dir / HISTORY_JSON).exists():
+            raise FileNotFoundError(
+                f"{out_dir} holds {HISTORY_JSON} but no {CHECKPOINT} to resume from; start it afresh with --overwrite"
+            )
+        print(f"resume: no checkpoint in {out_dir}; starting from epoch 0", file=sys.stderr)
+        return
+    run.model.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    run.history = list(saved["history"])
+    run.start = run.saved = int(saved["epoch"])
+
+
+def _on_device(run: _Run) -> tuple[torch.Tensor, ...]:
+    """Training and test tensors on the run's device: ``x_train, y_train, x_test, y_test``."""
+    data, dev = run.data, run.device
+    return tuple(torch.as_tensor(a, device=dev) for a in (data.x_train, data.y_train, data.x_test, data.y_test))
+
+
+def _train_epoch(run: _Run, epoch: int, x: torch.Tensor, y: torch.Tensor, bar: Any) -> tuple[float, float]:
+    """One epoch of minibatch steps (0-based ``epoch``); returns the mean training loss and error rate."""
+    config, dev = run.config, run.device
+    apply_schedule(run.optimizer, run.base, lr_factor(epoch, config.epochs, config.milestone))
+    gen = _epoch_generator(config.seed, epoch)
+    order = torch.randperm(len(y), generator=gen).to(dev)
+    # augmentation pads with black, i.e. each channel's standardised value of intensity 0 (when known)
+    pad = run.data.pad_value
+    fill = None if pad is None else torch.tensor(pad, dtype=torch.float32, device=dev)
+    run.model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    wrong = torch.zeros((), dtype=torch.int64, device=dev)
+    for step in range(run.steps):
+        idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+        xb, yb = x[idx], y[idx]
+        if config.augment:
+            xb = random_crop_flip(xb, gen, fill=fill)
+        run.optimizer.zero_grad(set_to_none=True)
+        logits = run.model(xb)
+        loss = F.cross_entropy(logits, yb)
+        loss.backward()
+        run.optimizer.step()
+        loss_sum += loss.detach().double()
+        wrong += (logits.detach().argmax(1) != yb).sum()
+        bar.update(1)
+    return loss_sum.item() / run.steps, wrong.item() / (run.steps * config.batch_size)
+
+
+def _log_row(run: _Run, epoch: int, train: tuple[float, float], test: tuple[float, float], t0: float) -> dict:
+    """The log row of 0-based ``epoch``; a non-finite loss marks the run as diverged."""
+    row: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "lr": float(run.optimizer.param_groups[0]["lr"]),
+        "train_loss": train[0],
+        "train_error": train[1],
+        "test_loss": test[0],
+        "test_error": test[1],
+        "time_s": time.perf_counter() - t0,
+    }
+    if not (math.isfinite(train[0]) and math.isfinite(test[0])):
+        row["diverged"] = True
+        print(f"epoch {epoch + 1}: non-finite loss; stopping this run", file=sys.stderr)
+    return row
+
+
+def _checkpoint(run: _Run, out_dir: Path) -> None:
+    """Save the verified checkpoint, then the logs (the checkpoint is what a resume trusts)."""
+    cfg = run.config.to_dict()
+    epoch = len(run.history)
+    state = {
+        "config": cfg,
+        "epoch": epoch,
+        "history": run.history,
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+    }
+    save_checkpoint(out_dir, state)
+    run.saved = epoch
+    write_history(out_dir, cfg, run.history)
+
+
+def _progress_bar(run: _Run, progress: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    config = run.config
+    return tqdm(
+        total=config.epochs * run.steps,
+        initial=run.start * run.steps,
+        desc=f"{config.dataset}/{config.model}/{config.optimizer} s{config.seed}",
+        file=sys.stderr,
+        disable=not progress,
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
+def _epochs(run: _Run, last: int, out_dir: Path | None, progress: bool, callbacks: tuple[EpochCallback, ...]) -> None:
+    """Train epochs ``run.start`` .. ``last - 1`` (0-based), evaluating, logging and checkpointing each."""
+    x_train, y_train, x_test, y_test = _on_device(run)
+    bar = _progress_bar(run, progress)
+    try:
+        for epoch in range(run.start, last):
+            if run.history and run.history[-1].get("diverged"):
+                break
+            t0 = time.perf_counter()
+            train_stats = _train_epoch(run, epoch, x_train, y_train, bar)
+            row = _log_row(run, epoch, train_stats, evaluate(run.model, x_test, y_test), t0)
+            run.history.append(row)
+            bar.set_postfix(test_err=f"{100 * row['test_error']:.2f}%", test_loss=f"{row['test_loss']:.3f}")
+            for cb in callbacks:
+                cb(epoch + 1, run.model, run.optimizer, row)
+            if out_dir is not None:
+                _checkpoint(run, out_dir)
+    finally:
+        bar.close()
+
+
+def _interrupted(run: _Run, out_dir: Path | None) -> TrainingInterrupted:
+    total = run.config.epochs
+    if out_dir is None:
+        return TrainingInterrupted(f"{len(run.history)} of {total} epochs finished; nothing was saved (no out_dir)")
+    return TrainingInterrupted(f"{run.saved} of {total} epochs finished and kept in {out_dir}; continue with --resume")
 
 
 def train(
@@ -169,6 +362,7 @@ def train(
     progress: bool = True,
     callbacks: tuple[EpochCallback, ...] = (),
     dataset: ArrayDataset | None = None,
+    verify_data: bool = True,
 ) -> TrainResult:
     """Train one network with one optimiser.
 
@@ -179,11 +373,13 @@ def train(
     device : str or torch.device
         ``"auto"``, ``"cpu"``, ``"cuda"``, ...
     out_dir : str or Path, optional
-        Run directory for ``history.json``/``history.csv``/``checkpoint.pt``, written after every epoch.
-        Without it nothing is written and ``resume`` is not possible.
+        Run directory for ``history.json``/``history.csv``/``checkpoint.pt``, written after every epoch; held
+        locked for the whole call (a second process writing it gets ``RunFolderBusy``). Without it nothing is
+        written and ``resume`` is not possible.
     resume : bool
-        Continue from ``out_dir/checkpoint.pt`` if present (its config must equal ``config``); start afresh
-        if there is none.
+        Continue from ``out_dir/checkpoint.pt`` if present: it is verified (content hash, epoch, history) and
+        its config must equal ``config`` (``CheckpointError`` otherwise); start afresh if the folder holds no
+        run at all.
     overwrite : bool
         Without ``resume``, a run directory that already holds ``checkpoint.pt`` or ``history.json`` is refused
         (``FileExistsError``) unless ``overwrite`` is true; then it is started afresh and overwritten.
@@ -196,121 +392,30 @@ def train(
         Called after each epoch as ``cb(epoch, model, optimizer, row)``.
     dataset : ArrayDataset, optional
         Pre-loaded data (otherwise loaded from ``config``).
+    verify_data : bool
+        Check the MD5 of official CIFAR files (``--no-verify`` turns it off for custom copies).
 
     Returns
     -------
     TrainResult
+
+    Raises
+    ------
+    TrainingInterrupted
+        On Ctrl-C; the epochs finished before it are in ``out_dir``.
     """
-    from tqdm.auto import tqdm
-
-    if resume and out_dir is None:
-        raise ValueError("resume=True needs out_dir (the run directory holding checkpoint.pt)")
-    if out_dir is not None and not resume and not overwrite:
-        existing = [name for name in (CHECKPOINT, HISTORY_JSON) if (Path(out_dir) / name).exists()]
-        if existing:
-            raise FileExistsError(
-                f"{out_dir} already holds a run ({', '.join(existing)}); resume it (resume=True, --resume) or "
-                "start it afresh and overwrite it (overwrite=True, --overwrite)"
-            )
-    if stop_after is not None and (not isinstance(stop_after, int) or stop_after < 1):
-        raise ValueError(f"stop_after must be a positive integer or None, got {stop_after!r}")
+    _check_options(out_dir, resume, stop_after)
     dev = resolve_device(device) if isinstance(device, str) else device
-    data = dataset if dataset is not None else load_dataset(config.dataset, config.data_dir)
-    if config.n_train is not None or config.n_test is not None:
-        data = data.subset(config.n_train, config.n_test)
-    n = len(data.y_train)
-    if config.batch_size > n:
-        raise ValueError(f"batch_size ({config.batch_size}) must not exceed the number of training examples ({n})")
-    steps = n // config.batch_size
-    cfg = config.to_dict()
-
-    torch.manual_seed(config.seed)
-    model = build_model(config.model, data.input_shape, data.num_classes, config.width).to(dev)
-    optimizer = build_optimizer(
-        config.optimizer, model.parameters(), config.batch_size, config.lr, config.weight_decay, config.lr_sgd
-    )
-    base = base_rates(optimizer)
-    history: list[dict[str, Any]] = []
-    start = 0
-    if resume:
-        saved = load_checkpoint(out_dir, map_location=dev)
-        if saved is None:
-            print(f"resume: no checkpoint in {out_dir}; starting from epoch 0", file=sys.stderr)
-        else:
-            _check_resumable(saved["config"], cfg, Path(out_dir))
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            history = list(saved["history"])
-            start = int(saved["epoch"])
-
-    # augmentation pads with black, i.e. each channel's standardised value of intensity 0 (when known)
-    pad_value = None if data.pad_value is None else torch.tensor(data.pad_value, dtype=torch.float32, device=dev)
-    x_train = torch.as_tensor(data.x_train, device=dev)
-    y_train = torch.as_tensor(data.y_train, device=dev)
-    x_test = torch.as_tensor(data.x_test, device=dev)
-    y_test = torch.as_tensor(data.y_test, device=dev)
-    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
-    bar = tqdm(
-        total=config.epochs * steps,
-        initial=start * steps,
-        desc=f"{config.dataset}/{config.model}/{config.optimizer} s{config.seed}",
-        file=sys.stderr,
-        disable=not progress,
-        leave=False,
-        dynamic_ncols=True,
-    )
-    for epoch in range(start, last):
-        if history and history[-1].get("diverged"):
-            break
-        t0 = time.perf_counter()
-        apply_schedule(optimizer, base, lr_factor(epoch, config.epochs, config.milestone))
-        gen = _epoch_generator(config.seed, epoch)
-        order = torch.randperm(n, generator=gen).to(dev)
-        model.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)
-        wrong = torch.zeros((), dtype=torch.int64, device=dev)
-        for step in range(steps):
-            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-            xb, yb = x_train[idx], y_train[idx]
-            if config.augment:
-                xb = random_crop_flip(xb, gen, fill=pad_value)
-            optimizer.zero_grad(set_to_none=True)
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach().double()
-            wrong += (logits.detach().argmax(1) != yb).sum()
-            bar.update(1)
-        train_loss = loss_sum.item() / steps
-        test_loss, test_error = evaluate(model, x_test, y_test)
-        row: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "lr": float(optimizer.param_groups[0]["lr"]),
-            "train_loss": train_loss,
-            "train_error": wrong.item() / (steps * config.batch_size),
-            "test_loss": test_loss,
-            "test_error": test_error,
-            "time_s": time.perf_counter() - t0,
-        }
-        if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
-            row["diverged"] = True
-            print(f"epoch {epoch + 1}: non-finite loss; stopping this run", file=sys.stderr)
-        history.append(row)
-        bar.set_postfix(test_err=f"{100 * test_error:.2f}%", test_loss=f"{test_loss:.3f}")
-        for cb in callbacks:
-            cb(epoch + 1, model, optimizer, row)
-        if out_dir is not None:
-            write_history(out_dir, cfg, history)
-            save_checkpoint(
-                out_dir,
-                {
-                    "config": cfg,
-                    "epoch": epoch + 1,
-                    "history": history,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                },
-            )
-    bar.close()
-    return TrainResult(config, history, model, optimizer, resumed_from=start)
+    folder = None if out_dir is None else Path(out_dir)
+    with contextlib.nullcontext() if folder is None else run_lock(folder):
+        if folder is not None:
+            _refuse_existing_run(folder, resume, overwrite)
+        run = _setup(config, dev, _prepare(config, dataset, verify_data))
+        if resume and folder is not None:
+            _restore(run, folder)
+        last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+        try:
+            _epochs(run, last, folder, progress, callbacks)
+        except KeyboardInterrupt as exc:
+            raise _interrupted(run, folder) from exc
+    return TrainResult(config, run.history, run.model, run.optimizer, resumed_from=run.start)

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .catalog import MODELS, default_model
+
 __all__ = [
     "MLP",
     "MODELS",
@@ -24,9 +26,6 @@ __all__ = [
     "build_model",
     "default_model",
 ]
-
-#: model name -> number of input dimensions after the channel axis it accepts (None: any)
-MODELS: dict[str, int | None] = {"mlp": None, "resnet1d": 1, "cnn": 2, "resnet34": 2, "densenet121": 2}
 
 
 def _check_positive_int(name: str, value: object) -> int:
@@ -253,11 +252,6 @@ class CifarDenseNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for inputs of shape ``(N, C, H, W)``."""
         return self.fc(self.features(x).mean(dim=(2, 3)))
-
-
-def default_model(dataset: str) -> str:
-    """The model ``adabayes train`` uses for a data set when ``--model`` is not given."""
-    return {"mnist1d": "resnet1d", "digits": "cnn", "cifar10": "resnet34", "cifar100": "resnet34"}.get(dataset, "mlp")
 
 
 def build_model(name: str, input_shape: Sequence[int], num_classes: int, width: int | None = None) -> nn.Module:

@@ -32,50 +32,36 @@ state.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import torch
 
+from filtering.validation import check_int
+
+from .catalog import (
+    ADAPTIVE,
+    DECOUPLED,
+    DEFAULTS,
+    DISPLAY,
+    OPTIMIZERS,
+    canonical_optimizer,
+    drop_epoch,
+    hyperparameters,
+)
+
 __all__ = [
     "ADAPTIVE",
+    "DECOUPLED",
     "DEFAULTS",
+    "DISPLAY",
     "OPTIMIZERS",
     "apply_schedule",
     "base_rates",
     "build_optimizer",
     "canonical_optimizer",
     "drop_epoch",
+    "hyperparameters",
     "lr_factor",
 ]
-
-#: paper defaults per optimiser (see the module docstring for each weight-decay convention; AdamW's is λ per step)
-DEFAULTS: dict[str, dict[str, float]] = {
-    "sgd": {"lr": 0.1, "weight_decay": 5e-4},
-    "adam": {"lr": 1e-3, "weight_decay": 5e-4},
-    "amsgrad": {"lr": 1e-3, "weight_decay": 5e-4},
-    "adamw": {"lr": 1e-3, "weight_decay": 5e-5},
-    "adabayes": {"lr": 1e-3, "lr_sgd": 0.1, "weight_decay": 5e-5},
-    "adabayes_fp": {"lr": 1e-3, "lr_sgd": 0.1, "weight_decay": 5e-5},
-}
-OPTIMIZERS = tuple(DEFAULTS)
-ADAPTIVE = ("adam", "amsgrad", "adamw", "adabayes", "adabayes_fp")
-#: display names as in the paper's Table 1 (AdaBayes-FP is called AdaBayes-SS there)
-DISPLAY = {
-    "sgd": "SGD",
-    "adam": "Adam",
-    "amsgrad": "AMSGrad",
-    "adamw": "AdamW",
-    "adabayes": "AdaBayes",
-    "adabayes_fp": "AdaBayes-FP",
-}
-
-
-def canonical_optimizer(name: str) -> str:
-    """Normalise an optimiser name (case, ``-`` for ``_``); raise ``ValueError`` for unknown names."""
-    key = str(name).lower().replace("-", "_")
-    if key not in DEFAULTS:
-        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
-    return key
 
 
 def build_optimizer(
@@ -91,39 +77,23 @@ def build_optimizer(
     Parameters
     ----------
     name : str
-        One of :data:`OPTIMIZERS` (``adabayes-fp`` is accepted for ``adabayes_fp``).
+        One of :data:`OPTIMIZERS`, in any case, with or without ``-``/``_`` (``AdaBayesFP``, ``adabayes-fp``).
     params : iterable of Parameter
         Parameters to optimise.
     batch_size : int
         Minibatch size B (AdaBayes uses σ² = lr_sgd / B, Eq. 23).
     lr, weight_decay, lr_sgd : float, optional
-        Overrides of :data:`DEFAULTS`; ``lr_sgd`` only applies to AdaBayes and AdaBayesFP. ``weight_decay`` is
-        the coupled L2 coefficient for SGD/Adam/AMSGrad and the decoupled λ per step, in [0, 1), for AdamW
-        (torch gets ``λ / lr``), AdaBayes and AdaBayesFP.
+        Overrides of :data:`DEFAULTS`, checked by :func:`hyperparameters`; ``lr_sgd`` only applies to AdaBayes
+        and AdaBayesFP. ``weight_decay`` is the coupled L2 coefficient for SGD/Adam/AMSGrad and the decoupled
+        λ per step, in [0, 1), for AdamW (torch gets ``λ / lr``), AdaBayes and AdaBayesFP.
 
     Returns
     -------
     torch.optim.Optimizer
     """
     key = canonical_optimizer(name)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    hp: dict[str, Any] = dict(DEFAULTS[key])
-    if lr is not None:
-        hp["lr"] = lr
-    if weight_decay is not None:
-        hp["weight_decay"] = weight_decay
-    if lr_sgd is not None:
-        if "lr_sgd" not in hp:
-            raise ValueError(f"lr_sgd applies to adabayes and adabayes_fp only, not optimizer={key!r}")
-        hp["lr_sgd"] = lr_sgd
-    for arg in ("lr", "weight_decay", "lr_sgd"):
-        if arg in hp and not (hp[arg] >= 0.0):  # also rejects NaN
-            raise ValueError(f"{arg} must be >= 0, got {hp[arg]!r}")
-    if not hp["lr"] > 0.0:
-        raise ValueError(f"lr must be > 0, got {hp['lr']!r}")
-    if key in ("adamw", "adabayes", "adabayes_fp") and not hp["weight_decay"] < 1.0:
-        raise ValueError(f"weight_decay (λ per step) must be in [0, 1) for {key}, got {hp['weight_decay']!r}")
+    check_int("batch_size", batch_size, lower=1)
+    hp = hyperparameters(key, lr, weight_decay, lr_sgd)
     if key == "sgd":
         return torch.optim.SGD(params, lr=hp["lr"], momentum=0.9, weight_decay=hp["weight_decay"])
     if key in ("adam", "amsgrad"):
@@ -131,26 +101,10 @@ def build_optimizer(
     if key == "adamw":
         # DESIGN's λ per step is torch's lr * weight_decay
         return torch.optim.AdamW(params, lr=hp["lr"], weight_decay=hp["weight_decay"] / hp["lr"])
-    from filtering import torch_adapter  # imported lazily: written alongside this package
+    from filtering import torch_adapter  # the AdaBayes optimisers, imported when asked for
 
     cls = torch_adapter.AdaBayes if key == "adabayes" else torch_adapter.AdaBayesFP
     return cls(params, lr=hp["lr"], lr_sgd=hp["lr_sgd"], batch_size=batch_size, weight_decay=hp["weight_decay"])
-
-
-def drop_epoch(epochs: int, milestone: float = 0.75) -> int | None:
-    """0-based epoch from which the learning rate is divided, ``max(1, int(milestone * epochs))``.
-
-    ``None`` when there is no drop within the run: ``milestone >= 1``, or the drop would fall at or after
-    ``epochs`` (e.g. ``epochs=1``). Epoch 0 is never the drop, so no run trains entirely at the reduced rate.
-    """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    if not 0.0 < milestone:
-        raise ValueError(f"milestone must be > 0, got {milestone!r}")
-    if milestone >= 1.0:
-        return None
-    first = max(1, int(milestone * epochs))
-    return first if first < epochs else None
 
 
 def lr_factor(epoch: int, epochs: int, milestone: float = 0.75, gamma: float = 0.1) -> float:

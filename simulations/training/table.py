@@ -24,7 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from .optimizers import ADAPTIVE, DISPLAY, OPTIMIZERS, canonical_optimizer, drop_epoch
+from adabayes.errors import Interrupted
+
+from .argtypes import float_in, int_at_least, optimizer_name
+from .catalog import ADAPTIVE, DISPLAY, OPTIMIZERS, drop_epoch
+from .paths import check_output_dir, check_output_file, differing_fields
 from .train_cli import add_common_arguments, parsed_command, set_threads
 
 __all__ = ["HELP", "add_arguments", "markdown_table", "run", "run_grid", "summarise"]
@@ -43,19 +47,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``adabayes table``."""
     add_common_arguments(parser)
     parser.set_defaults(threads=1)
-    parser.add_argument("--optimizers", nargs="+", default=list(OPTIMIZERS), help="(default: all six)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs per run (default: 20 MNIST-1D, 200 CIFAR)")
     parser.add_argument(
-        "--milestone", type=float, default=0.75, help="LR / 10 after this fraction of epochs (>= 1: never)"
+        "--optimizers",
+        nargs="+",
+        type=optimizer_name,
+        default=list(OPTIMIZERS),
+        help="optimisers to compare (case, '-' and '_' do not matter)",
     )
-    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel worker processes (default: 2)")
-    parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/table-DATASET-MODEL)")
+    parser.add_argument("--seeds", type=int_at_least(0), nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument(
+        "--epochs", type=int_at_least(1), default=None, help="epochs per run (default: 20 MNIST-1D, 200 CIFAR)"
+    )
+    parser.add_argument(
+        "--milestone",
+        type=float_in(0.0, allow_inf=True),
+        default=0.75,
+        help="LR / 10 after this fraction of epochs (>= 1: never)",
+    )
+    parser.add_argument("--jobs", type=int_at_least(1), default=2, help="runs in parallel worker processes")
+    parser.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="output folder (default: runs/table-DATASET-MODEL plus name=value for every option that differs "
+        "from the table's defaults)",
+    )
     parser.add_argument("--markdown", default=None, metavar="MD", help="table path (default: DIR/table.md)")
     parser.add_argument("--figure", default=None, metavar="PNG", help="curves path (default: DIR/curves.png)")
 
 
-def _train_one(config: Any, device: str, out_dir: str, threads: int | None, progress: bool) -> list[dict[str, Any]]:
+def _train_one(
+    config: Any, device: str, out_dir: str, threads: int | None, progress: bool, verify_data: bool = True
+) -> list[dict[str, Any]]:
     """Worker: one resumable run; returns its per-epoch rows (rows loaded from a checkpoint get ``"loaded"``)."""
     from .loop import train
     from .records import CHECKPOINT
@@ -63,8 +86,48 @@ def _train_one(config: Any, device: str, out_dir: str, threads: int | None, prog
     set_threads(threads)
     resume = (Path(out_dir) / CHECKPOINT).is_file()
     # a folder without checkpoint holds no resumable run (at most a log written just before an interruption)
-    result = train(config, device=device, out_dir=out_dir, resume=resume, overwrite=not resume, progress=progress)
+    result = train(
+        config,
+        device=device,
+        out_dir=out_dir,
+        resume=resume,
+        overwrite=not resume,
+        progress=progress,
+        verify_data=verify_data,
+    )
     return [dict(row, loaded=i < result.resumed_from) for i, row in enumerate(result.history)]
+
+
+def _run_parallel(
+    tasks: list[tuple[str, int, Any]],
+    out: Path,
+    device: str,
+    jobs: int,
+    threads: int | None,
+    verify_data: bool,
+    bar: Any,
+) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The runs of ``tasks`` in ``jobs`` spawned worker processes; Ctrl-C cancels the runs not yet started."""
+    import multiprocessing as mp
+
+    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    try:
+        futures = {
+            pool.submit(_train_one, cfg, device, str(out / "runs" / f"{opt}-s{seed}"), threads, False, verify_data): (
+                opt,
+                seed,
+            )
+            for opt, seed, cfg in tasks
+        }
+        for fut in futures:
+            results[futures[fut]] = fut.result()
+            bar.update(1)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
 
 
 def run_grid(
@@ -76,6 +139,7 @@ def run_grid(
     jobs: int = 1,
     threads: int | None = 1,
     progress: bool = True,
+    verify_data: bool = True,
 ) -> dict[str, list[list[dict[str, Any]]]]:
     """Train ``base`` (a :class:`~simulations.training.loop.TrainConfig`) for every optimiser and seed.
 
@@ -86,27 +150,22 @@ def run_grid(
     """
     from tqdm.auto import tqdm
 
-    if jobs < 1:
-        raise ValueError(f"jobs must be >= 1, got {jobs!r}")
-    tasks = [(opt, seed, replace(base, optimizer=opt, seed=seed)) for opt in optimizers for seed in seeds]
-    results: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    bar = tqdm(total=len(tasks), desc="table runs", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    if jobs == 1:
-        for opt, seed, cfg in tasks:
-            results[opt, seed] = _train_one(cfg, device, str(out / "runs" / f"{opt}-s{seed}"), threads, progress)
-            bar.update(1)
-    else:
-        import multiprocessing as mp
+    from filtering.validation import check_int
 
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn")) as pool:
-            futures = {
-                pool.submit(_train_one, cfg, device, str(out / "runs" / f"{opt}-s{seed}"), threads, False): (opt, seed)
-                for opt, seed, cfg in tasks
-            }
-            for fut in futures:
-                results[futures[fut]] = fut.result()
+    check_int("jobs", jobs, lower=1)
+    tasks = [(opt, seed, replace(base, optimizer=opt, seed=seed)) for opt in optimizers for seed in seeds]
+    bar = tqdm(total=len(tasks), desc="table runs", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    try:
+        if jobs == 1:
+            results = {}
+            for opt, seed, cfg in tasks:
+                folder = str(out / "runs" / f"{opt}-s{seed}")
+                results[opt, seed] = _train_one(cfg, device, folder, threads, progress, verify_data)
                 bar.update(1)
-    bar.close()
+        else:
+            results = _run_parallel(tasks, out, device, jobs, threads, verify_data, bar)
+    finally:
+        bar.close()
     return {opt: [results[opt, seed] for seed in seeds] for opt in optimizers}
 
 
@@ -169,22 +228,18 @@ def markdown_table(summary: dict[str, dict[str, Any]], n_seeds: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``adabayes table``."""
+def _base_config(args: argparse.Namespace) -> Any:
+    """The :class:`~simulations.training.loop.TrainConfig` shared by every run of the table (checked)."""
     from .loop import TrainConfig
-    from .plots import plot_curves
 
-    optimizers = [canonical_optimizer(o) for o in args.optimizers]
-    if len(set(optimizers)) != len(optimizers):
-        raise ValueError(f"optimizers must be distinct (after normalising case and '-'), got {args.optimizers}")
+    if len(set(args.optimizers)) != len(args.optimizers):
+        raise ValueError(f"optimizers must be distinct (after normalising case, '-' and '_'), got {args.optimizers}")
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"seeds must be distinct, got {args.seeds}")
-    if args.epochs is not None and args.epochs < 1:
-        raise ValueError(f"epochs (--epochs) must be a positive integer, got {args.epochs!r}")
-    base = TrainConfig(
+    return TrainConfig(
         dataset=args.dataset,
         model=args.model,
-        optimizer=optimizers[0],
+        optimizer=args.optimizers[0],
         epochs=args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.dataset],
         seed=args.seeds[0],
         batch_size=args.batch_size,
@@ -194,22 +249,65 @@ def run(args: argparse.Namespace) -> int:
         n_test=args.n_test,
         milestone=args.milestone,
     )
-    out = Path(args.out or f"runs/table-{base.dataset}-{base.model}")
+
+
+def default_table_dir(base: Any) -> Path:
+    """``runs/table-DATASET-MODEL`` plus ``name=value`` for each field that differs from the table's defaults."""
+    from .loop import TrainConfig
+
+    defaults = TrainConfig(
+        dataset=base.dataset,
+        epochs=DEFAULT_EPOCHS[base.dataset],
+        width=DEFAULT_WIDTH.get(base.dataset),
+    ).to_dict()
+    return Path("runs") / "-".join([f"table-{base.dataset}-{base.model}", *differing_fields(base.to_dict(), defaults)])
+
+
+def _output_paths(args: argparse.Namespace, base: Any) -> tuple[Path, Path, Path]:
+    """The output folder, table and figure paths, checked before anything is trained."""
+    out = check_output_dir(args.out or default_table_dir(base))
+    md_path = check_output_file(args.markdown or out / "table.md", "--markdown")
+    fig_path = check_output_file(args.figure or out / "curves.png", "--figure")
+    return out, md_path, fig_path
+
+
+def _header(base: Any, seeds: list[int]) -> str:
+    first = drop_epoch(base.epochs, base.milestone)
+    schedule = "constant LR" if first is None else f"LR / 10 at epoch {first}"
+    return (
+        f"{base.dataset} / {base.model} (width {base.width}), {base.epochs} epochs, batch {base.batch_size}, "
+        f"{schedule}, seeds {' '.join(map(str, seeds))}\n\n"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``adabayes table``: check every option and output path, train (resumably), write and print the table."""
+    from .plots import plot_curves
+
+    base = _base_config(args)
+    out, md_path, fig_path = _output_paths(args, base)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    runs = run_grid(base, optimizers, args.seeds, out, args.device, args.jobs, args.threads, not args.no_progress)
+    try:
+        runs = run_grid(
+            base,
+            args.optimizers,
+            args.seeds,
+            out,
+            args.device,
+            args.jobs,
+            args.threads,
+            not args.no_progress,
+            verify_data=not args.no_verify,
+        )
+    except KeyboardInterrupt as exc:
+        raise Interrupted(f"finished runs and epochs are kept in {out}; rerun the same command to continue") from exc
     wall = time.perf_counter() - t0
     trained = sum(not row["loaded"] for seeds in runs.values() for h in seeds for row in h)
     total = sum(len(h) for seeds in runs.values() for h in seeds)
     summary = summarise(runs)
+    header = _header(base, args.seeds)
     table = markdown_table(summary, len(args.seeds))
-    first = drop_epoch(base.epochs, base.milestone)
-    schedule = "constant LR" if first is None else f"LR / 10 at epoch {first}"
-    header = (
-        f"{base.dataset} / {base.model} (width {base.width}), {base.epochs} epochs, batch {base.batch_size}, "
-        f"{schedule}, seeds {' '.join(map(str, args.seeds))}\n\n"
-    )
-    md_path = Path(args.markdown or out / "table.md")
     md_path.parent.mkdir(parents=True, exist_ok=True)
     md_path.write_text(header + table)
     record = {
@@ -225,10 +323,10 @@ def run(args: argparse.Namespace) -> int:
     }
     (out / "summary.json").write_text(json.dumps(record, indent=1) + "\n")
     title = f"{base.dataset} / {base.model}: test curves (mean over seeds, band = min..max)"
-    figure = plot_curves(runs, args.figure or out / "curves.png", labels=DISPLAY, title=title)
+    figure = plot_curves(runs, fig_path, labels=DISPLAY, title=title)
     print(header + table)
     print(
-        f"{len(optimizers) * len(args.seeds)} runs ({trained} epochs trained now, {total - trained} loaded from "
+        f"{len(args.optimizers) * len(args.seeds)} runs ({trained} epochs trained now, {total - trained} loaded from "
         f"checkpoints) in {wall:.1f} s; wrote {md_path}, {figure}",
         file=sys.stderr,
     )

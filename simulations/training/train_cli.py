@@ -10,14 +10,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .datasets import DATASETS
-from .models import MODELS
-from .optimizers import OPTIMIZERS
+from .argtypes import float_in, int_at_least, optimizer_name
+from .catalog import DATASETS, MODELS, OPTIMIZERS
+from .paths import check_output_dir, run_name
 
 if TYPE_CHECKING:
     from .loop import TrainConfig
 
-__all__ = ["HELP", "add_arguments", "add_common_arguments", "config_from_args", "parsed_command", "run", "set_threads"]
+__all__ = [
+    "HELP",
+    "add_arguments",
+    "add_common_arguments",
+    "config_from_args",
+    "default_run_dir",
+    "parsed_command",
+    "run",
+    "set_threads",
+]
 
 HELP = (
     "Train one network with one optimiser (paper hyperparameters, LR / 10 at 75 % of the epochs). Writes "
@@ -27,16 +36,40 @@ HELP = (
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``train``, ``table`` and ``fig3-network``."""
-    parser.add_argument("--dataset", default="mnist1d", choices=DATASETS, help="data set (default: mnist1d)")
-    parser.add_argument("--model", default=None, choices=sorted(MODELS), help="network (default: per data set)")
-    parser.add_argument("--data", default=None, metavar="DIR", help="folder of the local CIFAR copy (CIFAR only)")
-    parser.add_argument("--batch-size", type=int, default=128, help="minibatch size B (default: 128)")
-    parser.add_argument("--width", type=int, default=None, help="model width override")
-    parser.add_argument("--n-train", type=int, default=None, help="use only the first N training examples")
-    parser.add_argument("--n-test", type=int, default=None, help="use only the first N test examples")
+    """Options shared by ``train``, ``table`` and ``fig3-network`` (checked at parse time where possible)."""
+    parser.add_argument("--dataset", default="mnist1d", choices=DATASETS, help="data set")
+    parser.add_argument(
+        "--model",
+        default=None,
+        choices=sorted(MODELS),
+        help="network (default: resnet1d for mnist1d, cnn for digits, resnet34 for CIFAR)",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="folder of the local CIFAR copy (CIFAR only; no default: nothing is ever downloaded)",
+    )
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip the MD5 check of files with the official CIFAR names (for custom copies; they are still read "
+        "by a restricted unpickler that runs nothing)",
+    )
+    parser.add_argument("--batch-size", type=int_at_least(1), default=128, help="minibatch size B")
+    parser.add_argument(
+        "--width", type=int_at_least(1), default=None, help="model width override (default: the model's)"
+    )
+    parser.add_argument(
+        "--n-train", type=int_at_least(1), default=None, help="use only the first N training examples (default: all)"
+    )
+    parser.add_argument(
+        "--n-test", type=int_at_least(1), default=None, help="use only the first N test examples (default: all)"
+    )
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:N")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int_at_least(1), default=None, help="torch CPU threads (default: torch's choice)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -60,12 +93,21 @@ def config_from_args(args: argparse.Namespace, **fields: Any) -> TrainConfig:
     )
 
 
+def default_run_dir(config: TrainConfig) -> Path:
+    """``runs/<run name>``: data set, model, optimiser, seed and every field that differs from its default."""
+    from .loop import TrainConfig
+
+    defaults = TrainConfig(dataset=config.dataset, optimizer=config.optimizer).to_dict()
+    return Path("runs") / run_name(config.to_dict(), defaults)
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's intra-op CPU thread count (``None`` leaves torch's default)."""
     if threads is None:
         return
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads!r}")
+    from filtering.validation import check_int
+
+    check_int("threads", threads, lower=1)
     import torch
 
     torch.set_num_threads(threads)
@@ -99,24 +141,46 @@ def parsed_command(name: str, add: Callable[[argparse.ArgumentParser], None], ar
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``adabayes train``."""
     add_common_arguments(parser)
-    parser.add_argument("--optimizer", default="adabayes", type=str.lower, help=f"one of {', '.join(OPTIMIZERS)}")
-    parser.add_argument("--epochs", type=int, default=10, help="total epochs (default: 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of initialisation and shuffling (default: 0)")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate override (AdaBayes: eta)")
-    parser.add_argument("--lr-sgd", type=float, default=None, help="AdaBayes eta_SGD override (sigma2 = lr_sgd / B)")
+    parser.add_argument(
+        "--optimizer",
+        default="adabayes",
+        type=optimizer_name,
+        help=f"one of {', '.join(OPTIMIZERS)}; case, '-' and '_' do not matter (AdaBayesFP = adabayes-fp)",
+    )
+    parser.add_argument("--epochs", type=int_at_least(1), default=10, help="total epochs")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="seed of initialisation and shuffling")
+    parser.add_argument(
+        "--lr",
+        type=float_in(0.0),
+        default=None,
+        help="learning rate; for AdaBayes eta (default: the paper's, 0.1 for sgd, 1e-3 for the others)",
+    )
+    parser.add_argument(
+        "--lr-sgd",
+        type=float_in(0.0, allow_inf=True),
+        default=None,
+        help="AdaBayes/AdaBayes-FP eta_SGD, sigma2 = lr_sgd / B; inf is the sigma2 -> inf limit (default: 0.1)",
+    )
     parser.add_argument(
         "--weight-decay",
-        type=float,
+        type=float_in(0.0, allow_equal=True),
         default=None,
-        help="weight decay override: coupled L2 coefficient for sgd/adam/amsgrad (default 5e-4); decoupled "
-        "lambda per step, p <- (1 - lambda) p, for adamw/adabayes/adabayes_fp (default 5e-5; adamw is given "
-        "torch weight_decay = lambda / lr, so lambda does not change with --lr)",
+        help="weight decay: coupled L2 coefficient for sgd/adam/amsgrad (default 5e-4); decoupled "
+        "lambda per step in [0, 1), p <- (1 - lambda) p, for adamw/adabayes/adabayes_fp (default 5e-5; adamw is "
+        "given torch weight_decay = lambda / lr, so lambda does not change with --lr)",
     )
     parser.add_argument(
-        "--milestone", type=float, default=0.75, help="LR / 10 after this fraction of epochs (>= 1: never)"
+        "--milestone",
+        type=float_in(0.0, allow_inf=True),
+        default=0.75,
+        help="LR / 10 after this fraction of epochs (>= 1: never)",
     )
     parser.add_argument(
-        "--out", default=None, metavar="DIR", help="run directory (default: runs/DATASET-MODEL-OPT-sSEED)"
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="run folder (default: runs/DATASET-MODEL-OPTIMIZER-sSEED plus name=value for every other option "
+        "that differs from its default, e.g. runs/mnist1d-resnet1d-adabayes-s0-lr=0.01)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt if it exists")
     parser.add_argument(
@@ -124,18 +188,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="start afresh even if DIR already holds a run (otherwise that is refused without --resume)",
     )
-    parser.add_argument("--stop-after", type=int, default=None, metavar="N", help="stop after N epochs in total")
+    parser.add_argument(
+        "--stop-after",
+        type=int_at_least(1),
+        default=None,
+        metavar="N",
+        help="stop after N epochs in total (default: all)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``adabayes train``; print the final log row as JSON on stdout."""
+    """Run ``adabayes train``; print the final log row as JSON on stdout.
+
+    The run folder is checked before any data are loaded; Ctrl-C stops with the finished epochs kept.
+    """
     from .loop import train
 
     set_threads(args.threads)
     config = config_from_args(
         args, lr=args.lr, weight_decay=args.weight_decay, lr_sgd=args.lr_sgd, milestone=args.milestone
     )
-    out = Path(args.out or f"runs/{config.dataset}-{config.model}-{config.optimizer}-s{config.seed}")
+    out = check_output_dir(args.out or default_run_dir(config))
     result = train(
         config,
         device=args.device,
@@ -144,6 +217,7 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         stop_after=args.stop_after,
         progress=not args.no_progress,
+        verify_data=not args.no_verify,
     )
     if result.history:
         last = result.history[-1]
