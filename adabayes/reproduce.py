@@ -1,14 +1,16 @@
-"""``adabayes reproduce --out DIR [--quick] [--seed S] [--update-docs]``: everything, one command.
+"""``adabayes reproduce --out DIR [--quick] [--seed S] [--only ...] [--update-docs [DIR]] [--force]``: everything.
 
-Runs the derivations report (``python -m derivations`` in a subprocess, when that package provides it),
-every simulation experiment through its own subcommand (same code path as ``adabayes generative`` etc.),
-every figure from the saved data, and writes ``DIR/report.md`` listing each check with its measured number
-and pass/fail. Layout: ``DIR/data`` (npz/json), ``DIR/figures`` (PNG), ``DIR/report.md``, ``DIR/checks.json``.
+Runs the derivations report (one child process, started first and running beside the simulations:
+:mod:`adabayes.reproduce_derivations`), every simulation experiment through its own subcommand (same code path
+as ``adabayes generative`` etc.), every figure from the saved data, and writes ``DIR/report.md`` listing each
+check with its measured number and pass/fail (:mod:`adabayes.reproduce_report`). Layout: ``DIR/data``
+(npz/json), ``DIR/figures`` (PNG), ``DIR/report.md``, ``DIR/checks.json``, ``DIR/derivations.md``.
 Progress goes to stderr; the exit status is 1 when any check fails or an experiment exits non-zero.
 
 Only what this run produced is reported: each experiment's JSON/npz outputs are deleted before it runs, and a
-figure is drawn only from data files written by this run (``--only`` into a directory with older results does
-not mix them in; a step whose inputs predate the run, such as ``--only slopes``, is marked as such).
+figure is drawn only from data files written by this run (a step whose inputs predate the run, such as
+``--only slopes``, is marked as such). What the run may overwrite, and how a killed run is recognised, is
+decided by :mod:`adabayes.reproduce_outdir` before anything runs.
 """
 
 from __future__ import annotations
@@ -16,18 +18,23 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import importlib.util
 import json
-import os
-import platform
-import shutil
-import subprocess
+import signal
 import sys
+import threading
 import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from adabayes import reproduce_derivations as deriv
+from adabayes.errors import UserError
+from adabayes.reproduce_outdir import OutputFolder
+from adabayes.reproduce_report import ReportInputs, render
+from figures.render import FIGURES, render_all
 from simulations.checks import Check
-from simulations.io import load_json, save_json
+from simulations.io import atomic_write, jsonable, load_json
 
 __all__ = ["EXPERIMENTS", "HELP", "add_arguments", "run"]
 
@@ -49,92 +56,122 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
 }
 # experiments whose saved data another one reads
 INPUTS: dict[str, tuple[str, ...]] = {"slopes": ("generative", "quadratic")}
-
-DOCS_FIGURE = Path(__file__).resolve().parent.parent / "docs" / "figures" / "fig3_generative.png"
+# step -> prefixes of the check names it reports (to see what a previous report covered)
+CHECK_PREFIXES: dict[str, tuple[str, ...]] = {
+    "derivations": ("derivations/",),
+    "generative": ("generative/", "calibration/"),
+    "quadratic": ("quadratic/",),
+    "slopes": ("slopes/",),
+    "factorised-vs-joint": ("factorised/", "factorised-vs-joint/"),
+}
+DOCS_DEFAULT = "docs/figures"
+DOCS_FIGURE = "fig3_generative"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``adabayes reproduce``."""
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--quick", action="store_true", help="small sizes (about 30 s; what CI runs)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed for every experiment (default 0)")
+    parser.add_argument("--out", required=True, help="output folder (data/, figures/, report.md, checks.json)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (what CI runs)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for every experiment (default: %(default)s)")
     parser.add_argument(
         "--update-docs",
-        action="store_true",
-        help=f"copy the generative Fig. 3 to {DOCS_FIGURE.relative_to(DOCS_FIGURE.parents[2])}",
+        nargs="?",
+        const=DOCS_DEFAULT,
+        default=None,
+        metavar="DIR",
+        help=f"copy the generative Fig. 3 into DIR (default DIR when the flag is given alone: ./{DOCS_DEFAULT} of "
+        "the current directory, which must exist)",
     )
     parser.add_argument(
         "--only",
         nargs="*",
         default=None,
         metavar="EXPERIMENT",
-        help=f"run only these experiments (from {', '.join(EXPERIMENTS)})",
+        help=f"run only these experiments (from {', '.join(EXPERIMENTS)}; default: all)",
     )
     parser.add_argument("--skip-derivations", action="store_true", help="do not run the derivations report")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite files with our names that no earlier reproduce run wrote, and replace a fuller report",
+    )
 
 
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _run_derivations(out: Path, timeout: float) -> tuple[list[Check], dict]:
-    """Run ``python -m derivations --json`` and ``--markdown``; a missing package is a skipped check."""
-    try:
-        spec = importlib.util.find_spec("derivations.__main__")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
-        return [
-            Check(
-                "derivations/available",
-                float("nan"),
-                "python -m derivations",
-                None,
-                "derivations: not available (no derivations/__main__.py yet); skipped",
+@dataclass
+class _Plan:
+    """What one run will do, decided (and validated) before anything runs."""
+
+    out: Path
+    selected: list[str]
+    docs: Path | None
+    command: str
+    targets: list[str] = field(default_factory=list)
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    parts = ["adabayes reproduce", "--out", str(args.out)]
+    parts += ["--quick"] if args.quick else []
+    parts += ["--seed", str(args.seed)]
+    parts += ["--only", *args.only] if args.only else []
+    parts += ["--skip-derivations"] if args.skip_derivations else []
+    parts += ["--update-docs", str(args.update_docs)] if args.update_docs else []
+    parts += ["--no-progress"] if args.no_progress else []
+    parts += ["--force"] if getattr(args, "force", False) else []
+    return " ".join(parts)
+
+
+def _plan(args: argparse.Namespace) -> _Plan:
+    """Validate the options (``UserError``) and list the files the run may write."""
+    selected = list(args.only) if args.only else list(EXPERIMENTS)
+    unknown = [s for s in selected if s not in EXPERIMENTS]
+    if unknown:
+        raise UserError(f"--only: unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
+    docs = None
+    if args.update_docs:
+        docs = Path(args.update_docs)
+        if not docs.is_dir():
+            raise UserError(
+                f"--update-docs: folder {str(docs)!r} does not exist (relative to {str(Path.cwd())!r}); run from "
+                f"the repository root for ./{DOCS_DEFAULT}, or pass an existing folder: --update-docs DIR"
             )
-        ], {}
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path.cwd()), os.environ.get("PYTHONPATH", "")]))
-    cmd = [sys.executable, "-m", "derivations"]
-    md_path = out / "derivations.md"
-    try:
-        res = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=timeout, env=env)
-        md = subprocess.run(
-            [*cmd, "--markdown", str(md_path)], capture_output=True, text=True, timeout=timeout, env=env
-        )
-    except subprocess.TimeoutExpired:
-        return [Check("derivations/run", float("nan"), f"finishes in {timeout:g} s", False, "timed out")], {}
-    if res.returncode != 0:
-        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
-        return [Check("derivations/run", float(res.returncode), "exit 0", False, " | ".join(tail))], {}
-    try:
-        records = json.loads(res.stdout)
-    except json.JSONDecodeError as exc:
-        return [Check("derivations/run", float("nan"), "JSON list of records", False, str(exc))], {}
-    counts: dict[str, int] = {}
-    for r in records:
-        counts[r.get("status", "?")] = counts.get(r.get("status", "?"), 0) + 1
-    info = {"records": records, "counts": counts, "markdown": md_path.name if md.returncode == 0 else None}
-    checks = [
-        Check(
-            "derivations/records",
-            float(len(records)),
-            ">= 1",
-            len(records) >= 1,
-            ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())),
-        ),
-        Check(
-            "derivations/markdown",
-            float(md.returncode),
-            "exit 0",
-            md.returncode == 0,
-            f"python -m derivations --markdown {md_path.name}",
-        ),
-    ]
-    return checks, info
+    targets = ["report.md", "checks.json", *([] if args.skip_derivations else ["derivations.md"])]
+    targets += [f"data/{f}" for name in selected for f in OUTPUTS[name]]
+    targets += [f"figures/{name}.png" for name in FIGURES]
+    return _Plan(Path(args.out), selected, docs, _command_line(args), targets)
+
+
+def _dropped_steps(folder: OutputFolder, plan: _Plan, skip_derivations: bool) -> list[str]:
+    """Steps the previous report in ``folder`` covered that this run does not redo."""
+    previous = folder.previous_checks() or []
+    redone = set(plan.selected) | (set() if skip_derivations else {"derivations"})
+    covered = {
+        step
+        for step, prefixes in CHECK_PREFIXES.items()
+        for c in previous
+        if isinstance(c, dict) and str(c.get("name", "")).startswith(prefixes)
+    }
+    return sorted(covered - redone)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# steps
+
+
+def _start_derivations(args: argparse.Namespace) -> deriv.DerivationsJob | None:
+    """Start the derivations child (None when skipped or when the package is not installed)."""
+    if args.skip_derivations or not deriv.available():
+        return None
+    _log("[reproduce] derivations (in the background) ...")
+    return deriv.DerivationsJob().start()
 
 
 def _run_experiment(name: str, module_name: str, data: Path, args: argparse.Namespace) -> tuple[int, float]:
+    """Run ``adabayes NAME --out DATA`` in this process; return (exit status, seconds)."""
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"adabayes {name}")
     module.add_arguments(parser)
@@ -148,237 +185,172 @@ def _run_experiment(name: str, module_name: str, data: Path, args: argparse.Name
     return rc, time.perf_counter() - t0
 
 
-def _fmt(x: float) -> str:
-    if x != x:  # NaN
-        return "—"
-    return f"{x:.4g}"
+@dataclass
+class _Results:
+    """What the steps produced, in report order."""
+
+    checks: list[Check] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    produced: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    derivations: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
 
 
-def _command_line(args: argparse.Namespace) -> str:
-    parts = ["adabayes reproduce", "--out", str(args.out)]
-    parts += ["--quick"] if args.quick else []
-    parts += ["--seed", str(args.seed)]
-    parts += ["--only", *args.only] if args.only else []
-    parts += ["--skip-derivations"] if args.skip_derivations else []
-    parts += ["--update-docs"] if args.update_docs else []
-    parts += ["--no-progress"] if args.no_progress else []
-    return " ".join(parts)
-
-
-def _check_rows(checks: list[Check]) -> list[str]:
-    rows = ["| check | measured | criterion | result | what |", "|---|---|---|---|---|"]
-    for c in checks:
-        result = c.result if c.passed is None or (c.passed and c.kind == "identity") else f"**{c.result}**"
-        detail = c.detail.replace("|", "\\|")
-        rows.append(f"| `{c.name}` | {_fmt(c.value)} | {c.bound} | {result} | {detail} |")
-    return rows
-
-
-def _decade_table(title: str, table: dict) -> list[str]:
-    rows = [
-        f"*{title}* — relative error |measured/predicted − 1| per decade of ⟨g²⟩",
-        "",
-        "| decade of ⟨g²⟩ | n | median | max |",
-        "|---|---|---|---|",
-    ]
-    for d, n, med, mx in zip(table["decade"], table["count"], table["median"], table["max"], strict=True):
-        rows.append(f"| 1e{d} – 1e{d + 1} | {n} | {float(med):.2%} | {float(mx):.2%} |")
-    return [*rows, ""]
-
-
-def _write_report(
-    out: Path,
-    args: argparse.Namespace,
-    checks: list[Check],
-    figures: dict,
-    timings: dict,
-    deriv: dict,
-    total: float,
-    produced: set[str] | None = None,
-    notes: list[str] | None = None,
-) -> Path:
-    """Write ``out/report.md``: only sections of experiments in ``produced`` (default: all that have data)."""
-    lines = [
-        "# adabayes — reproduction report",
-        "",
-        f"Command: `{_command_line(args)}` · total {total:.1f} s · Python {platform.python_version()} · "
-        f"{platform.machine()}",
-        "",
-    ]
-    failed = [c for c in checks if c.passed is False]
-    verified = [c for c in checks if c.kind == "verified"]
-    identities = [c for c in checks if c.kind == "identity"]
-    n_info = sum(c.kind == "info" for c in checks)
-    lines += [
-        f"**{len(failed)} of {len(checks)} checks FAILED.**" if failed else "**No check failed.**",
-        f"{sum(bool(c.passed) for c in verified)} of {len(verified)} verified results pass; "
-        f"{sum(bool(c.passed) for c in identities)} of {len(identities)} identities / design properties (true by "
-        f"construction; they guard the code and are not results) hold; {n_info} numbers are informational.",
-        "",
-        "Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()),
-        "",
-    ]
-    if notes:
-        lines += [*(f"> {n}" for n in notes), ""]
-    lines += ["## Checks", "", *_check_rows(checks), ""]
-    if deriv:
-        lines += ["## Derivations", "", "Status counts: " + ", ".join(f"{k} {v}" for k, v in deriv["counts"].items())]
-        errata = [r for r in deriv["records"] if r.get("status") == "erratum"]
-        if errata:
-            lines += ["", "| equation | printed | derived | note |", "|---|---|---|---|"]
-            lines += [
-                f"| {r.get('equation')} | `{r.get('printed', '')}` | `{r.get('derived', '')}` | {r.get('note', '')} |"
-                for r in errata
-            ]
-        if deriv.get("markdown"):
-            lines += ["", f"Full report: [{deriv['markdown']}]({deriv['markdown']})"]
-        lines.append("")
-    data = out / "data"
-
-    def fresh(name: str, file: str) -> bool:
-        return (produced is None or name in produced) and (data / file).exists()
-
-    g = load_json(data / "generative.json") if fresh("generative", "generative.json") else {}
-    if "summary" in g and "tables" in g:
-        lines += ["## 1. Generative model (Eqs. 12–14)", "", _figure_md(figures, "fig3_generative"), ""]
-        s = g["summary"]
-        lines += [
-            f"Crossover η/√⟨g²⟩ = σ² at ⟨g²⟩ = {s['crossover_g2']:.3g}; Eq. 21 within 2 % of the exact fixed "
-            f"point for ⟨g²⟩ ≤ {s['eq21_validity_2pct'][1]:.3g}; Alg. 1's time-averaged σ²_post leaves Eq. 21 "
-            f"by > 2 % from ⟨g²⟩ ≈ {s['eq21_breaks_2pct_g2']:.3g} and by > 10 % from "
-            f"⟨g²⟩ ≈ {s['eq21_breaks_10pct_g2']:.3g}. Fading memory leaves Eq. 31 by > 10 % from "
-            f"⟨g²⟩ ≈ {s.get('fading_eq31_breaks_10pct_g2', float('nan')):.3g}, where the tracking error "
-            "h²(w* − μ) dominates g² (Eq. 31 assumes observation-noise-dominated g²; see the checks).",
-            "",
-        ]
-        per_dec = s.get("valid_decade_medians", {})
-        if per_dec:
-            lines += [
-                "Median |σ²_post(Alg. 1)/Eq. 21 − 1| per decade of ⟨g²⟩ where Eq. 21's assumptions hold: "
-                + ", ".join(f"1e{k}: {v:.2%}" for k, v in per_dec.items()),
-                "",
-            ]
-        for key, title in (
-            ("adabayes_vs_eq21", "AdaBayes (Alg. 1) vs Eq. 21"),
-            ("adabayes_vs_exact", "AdaBayes vs exact fixed point (g² → ⟨g²⟩)"),
-            ("adabayes_vs_jensen", "AdaBayes vs exact fixed point + 2nd-order Jensen term"),
-            ("adabayes_fp_vs_eq21", "AdaBayes-FP (Alg. 2) vs Eq. 21"),
-            ("kalman_vs_eq21_at_h", "exact Kalman (known h) vs Eq. 21 at ⟨g²⟩ = h"),
-            ("fading_vs_eq31", "fading memory vs Eq. 31"),
-        ):
-            lines += _decade_table(title, g["tables"][key])
-    stats = load_json(data / "calibration.json").get("stats") if fresh("generative", "calibration.json") else None
-    if stats:
-        lines += ["## 4. Calibration", "", _figure_md(figures, "calibration"), ""]
-        lines += ["| filter | mean z | var z | 68 % coverage | 95 % coverage |", "|---|---|---|---|---|"]
-        for name, s in stats.items():
-            lines.append(f"| {name} | {s['z_mean']:.3f} | {s['z_var']:.3g} | {s['cover68']:.3f} | {s['cover95']:.3f} |")
-        lines += [
-            "",
-            "mean z² (time and parameter average, not a variance) by decade of ⟨g²⟩ (AdaBayes): "
-            + ", ".join(f"1e{k}: {v:.3g}" for k, v in stats["adabayes"]["mean_z2_by_decade"].items()),
-            "",
-        ]
-    other = [k for k in figures if k not in ("fig3_generative", "calibration") and isinstance(figures[k], Path)]
-    if other:
-        lines += ["## Other figures", ""] + [_figure_md(figures, k) + "\n" for k in other]
-    path = out / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _figure_md(figures: dict, name: str) -> str:
-    res = figures.get(name)
-    if isinstance(res, Path):
-        return f"![{name}](figures/{res.name})"
-    return f"*(figure {name} not drawn: {res})*"
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run everything; return 0 when every check passes and every step exits 0, 1 otherwise."""
-    t_start = time.perf_counter()
-    wall_start = time.time()
-    selected = args.only if args.only else list(EXPERIMENTS)
-    unknown = [s for s in selected if s not in EXPERIMENTS]
-    if unknown:  # before anything runs
-        raise ValueError(f"--only: unknown experiment(s) {unknown}; choose from {list(EXPERIMENTS)}")
-    out = Path(args.out)
-    data, fig_dir = out / "data", out / "figures"
-    data.mkdir(parents=True, exist_ok=True)
+def _experiment_checks(name: str, data: Path, rc: int) -> list[Check]:
     checks: list[Check] = []
-    timings: dict[str, float] = {}
-    deriv: dict = {}
-    notes: list[str] = []
-    if not args.skip_derivations:
-        _log("[reproduce] derivations ...")
-        t0 = time.perf_counter()
-        dchecks, deriv = _run_derivations(out, timeout=60.0 if args.quick else 300.0)
-        checks += dchecks
-        timings["derivations"] = time.perf_counter() - t0
-    produced: set[str] = set()
-    for name in selected:
-        module_name, json_files = EXPERIMENTS[name]
+    for jf in EXPERIMENTS[name][1]:
+        path = data / jf
+        if not path.exists():
+            checks.append(Check(f"{name}/output", float("nan"), "exists", False, f"{jf} was not written"))
+            continue
+        checks += [Check.from_dict(c) for c in load_json(path).get("checks", [])]
+    if rc != 0:
+        why = f"adabayes {name} exited with status {rc} (1: one of its checks failed)"
+        checks.append(Check(f"{name}/exit", float(rc), "exit 0", False, why))
+    return checks
+
+
+def _run_experiments(plan: _Plan, args: argparse.Namespace, res: _Results) -> list[Check]:
+    """Every selected experiment, in order; returns their checks (failures of a step are checks, not raised)."""
+    data = plan.out / "data"
+    checks: list[Check] = []
+    for name in plan.selected:
         for f in OUTPUTS[name]:  # a step that fails without writing must not leave an old result behind
             (data / f).unlink(missing_ok=True)
-        stale = [dep for dep in INPUTS.get(name, ()) if dep not in selected and (data / f"{dep}.json").exists()]
+        stale = [d for d in INPUTS.get(name, ()) if d not in plan.selected and (data / f"{d}.json").exists()]
         if stale:
-            notes.append(f"{name} used data of {', '.join(stale)} from an earlier run (not rerun by this command).")
+            res.notes.append(f"{name} used data of {', '.join(stale)} from an earlier run (not rerun by this command).")
         _log(f"[reproduce] {name} ...")
         try:
-            rc, seconds = _run_experiment(name, module_name, data, args)
-            timings[name] = seconds
+            rc, seconds = _run_experiment(name, EXPERIMENTS[name][0], data, args)
         except Exception as exc:  # report, keep going
-            import traceback
-
             traceback.print_exc(file=sys.stderr)
             checks.append(Check(f"{name}/run", float("nan"), "runs", False, f"{type(exc).__name__}: {exc}"))
             continue
-        produced.add(name)
-        for jf in json_files:
-            path = data / jf
-            if not path.exists():
-                checks.append(Check(f"{name}/output", float("nan"), "exists", False, f"{jf} was not written"))
-                continue
-            checks += [Check.from_dict(c) for c in load_json(path).get("checks", [])]
-        if rc != 0:
-            checks.append(
-                Check(
-                    f"{name}/exit",
-                    float(rc),
-                    "exit 0",
-                    False,
-                    f"adabayes {name} exited with status {rc} (1: one of its checks failed)",
-                )
-            )
+        res.timings[name] = seconds
+        res.produced.add(name)
+        checks += _experiment_checks(name, data, rc)
         _log(f"[reproduce] {name}: {seconds:.1f} s, exit {rc}")
-    _log("[reproduce] figures ...")
-    from figures.render import FIGURES, render_all
+    return checks
 
-    # draw only figures whose every input was written by this run
+
+def _collect_derivations(job: deriv.DerivationsJob | None, folder: OutputFolder, res: _Results) -> list[Check]:
+    """Wait for the derivations child; write ``derivations.md``; return its checks."""
+    if job is None:
+        return [] if deriv.available() else [deriv.unavailable_check()]
+    _log("[reproduce] waiting for the derivations ...")
+    checks, res.derivations, markdown = job.result()
+    res.timings = {"derivations": job.seconds, **res.timings}
+    if markdown is not None:
+        folder.write_text("derivations.md", markdown)
+    return checks
+
+
+def _draw_figures(data: Path, fig_dir: Path, wall_start: float, res: _Results) -> list[Check]:
+    """Draw the figures whose every input this run wrote; one check per figure."""
+    _log("[reproduce] figures ...")
     drawable = [
         k
         for k, (inputs, _) in FIGURES.items()
         if all((data / f).exists() and (data / f).stat().st_mtime >= wall_start - 1e-3 for f in inputs)
     ]
     t0 = time.perf_counter()
-    figures = render_all(data, fig_dir, only=drawable)
-    timings["figures"] = time.perf_counter() - t0
-    for name, res in figures.items():
-        ok = isinstance(res, Path) and res.exists()
-        checks.append(Check(f"figures/{name}", 1.0 if ok else 0.0, "rendered", ok, str(res) if not ok else ""))
-    if args.update_docs:
-        if isinstance(figures.get("fig3_generative"), Path):
-            DOCS_FIGURE.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(figures["fig3_generative"], DOCS_FIGURE)
-            _log(f"[reproduce] updated {DOCS_FIGURE}")
-        else:
-            notes.append("--update-docs: fig3_generative was not drawn by this run, so the docs figure is unchanged.")
+    res.figures = render_all(data, fig_dir, only=drawable)
+    res.timings["figures"] = time.perf_counter() - t0
+    checks = []
+    for name, out in res.figures.items():
+        ok = isinstance(out, Path) and out.exists()
+        checks.append(Check(f"figures/{name}", 1.0 if ok else 0.0, "rendered", ok, str(out) if not ok else ""))
+    return checks
+
+
+def _update_docs(plan: _Plan, res: _Results) -> None:
+    if plan.docs is None:
+        return
+    png = res.figures.get(DOCS_FIGURE)
+    if not isinstance(png, Path):
+        res.notes.append(f"--update-docs: {DOCS_FIGURE} was not drawn by this run, so the docs figure is unchanged.")
+        return
+    target = plan.docs / png.name
+    with atomic_write(target, "wb") as f:
+        f.write(png.read_bytes())
+    _log(f"[reproduce] updated {target}")
+
+
+@contextlib.contextmanager
+def _exit_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into ``SystemExit(128 + signal)`` so cleanup (killing the child) runs."""
+
+    def handler(signum: int, frame: object) -> None:
+        del frame
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    sigs = [s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if s is not None]
+    old = {s: signal.signal(s, handler) for s in sigs}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _steps(plan: _Plan, args: argparse.Namespace, folder: OutputFolder, wall_start: float) -> _Results:
+    """Derivations (background), experiments, figures, docs; the child is stopped on every exit path."""
+    res = _Results()
+    job = _start_derivations(args)
+    try:
+        experiment_checks = _run_experiments(plan, args, res)
+        res.checks = _collect_derivations(job, folder, res) + experiment_checks
+    finally:
+        if job is not None:
+            job.stop()
+    res.checks += _draw_figures(plan.out / "data", plan.out / "figures", wall_start, res)
+    _update_docs(plan, res)
+    return res
+
+
+def _finish(plan: _Plan, folder: OutputFolder, res: _Results, total: float, wall_start: float) -> Path:
+    """Write report.md and checks.json; record every file this run wrote in the manifest."""
+    inputs = ReportInputs(
+        plan.out / "data", plan.command, res.checks, res.figures, res.timings, res.derivations, total, res.produced
+    )
+    inputs.notes = res.notes
+    written = [t for t in plan.targets if (plan.out / t).is_file() and (plan.out / t).stat().st_mtime >= wall_start]
+    folder.record(written)
+    payload = {"checks": [c.to_dict() for c in res.checks], "timings": res.timings, "total_s": total}
+    folder.write_text("checks.json", json.dumps(jsonable(payload), indent=2) + "\n")
+    return folder.write_text("report.md", render(inputs))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run everything; return 0 when every check passes and every step exits 0, 1 otherwise.
+
+    Raises
+    ------
+    UserError
+        Bad options, or an output folder this run must not write into (see :mod:`adabayes.reproduce_outdir`);
+        raised before anything runs or is deleted.
+    """
+    t_start, wall_start = time.perf_counter(), time.time()
+    plan = _plan(args)
+    folder = OutputFolder(plan.out, force=getattr(args, "force", False))
+    folder.check(plan.targets, _dropped_steps(folder, plan, args.skip_derivations))
+    folder.mark_in_progress(plan.command)
+    with _exit_on_signals():
+        try:
+            res = _steps(plan, args, folder, wall_start)
+        except BaseException as exc:
+            folder.mark_interrupted(plan.command, f"{type(exc).__name__} {exc}".strip())
+            raise
     total = time.perf_counter() - t_start
-    report = _write_report(out, args, checks, figures, timings, deriv, total, produced, notes)
-    save_json(out / "checks.json", {"checks": [c.to_dict() for c in checks], "timings": timings, "total_s": total})
-    failed = [c for c in checks if c.passed is False]
+    report = _finish(plan, folder, res, total, wall_start)
+    failed = [c for c in res.checks if c.passed is False]
     print(f"report: {report}")
     for c in failed:
-        print(f"FAILED {c.name}: measured {_fmt(c.value)}, needed {c.bound} — {c.detail}")
-    print(f"{len(checks)} checks, {len(failed)} failed, {total:.1f} s")
+        print(f"FAILED {c.name}: measured {c.value:.4g}, needed {c.bound} — {c.detail}")
+    print(f"{len(res.checks)} checks, {len(failed)} failed, {total:.1f} s")
     return 1 if failed else 0

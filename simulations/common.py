@@ -8,7 +8,9 @@ and ``adabayes figures`` find the other experiments' outputs without being told 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from tqdm import tqdm
 __all__ = [
     "DEFAULT_DATA",
     "add_common_arguments",
+    "blas_threads",
     "decade_of",
     "decade_table",
     "last_fraction_mean",
@@ -41,6 +44,24 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="small sizes for CI (seconds)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+@contextlib.contextmanager
+def blas_threads(limit: int) -> Iterator[None]:
+    """Run the block with at most ``limit`` BLAS threads (needs threadpoolctl; without it, a no-op).
+
+    For loops of many small matrix products (the quadratic experiment's ``H @ M``, 400 x 400 x 69): one thread
+    avoids the hand-over cost of two and is several times faster when the cores are busy (e.g. with the
+    derivations running beside the simulations in ``adabayes reproduce``). OpenBLAS splits a product over output
+    blocks, so the numbers are the same for any thread count (checked against the baselines).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=limit, user_api="blas"):
+        yield
 
 
 def output_dir(path: str | Path) -> Path:

@@ -11,13 +11,13 @@ is recorded along AdaBayes's trajectory to test the OU assumption of Eqs. 13-15.
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from .checks import Check, evaluate, print_checks
 from .column_rules import ColumnBank, column_bank
-from .common import add_common_arguments, last_fraction_mean, output_dir, progress
+from .common import add_common_arguments, blas_threads, last_fraction_mean, output_dir, progress
 from .curves import fixed_point_curves
 from .hessian import make_hessian
 from .io import save_json, save_npz
@@ -30,6 +30,7 @@ __all__ = ["HELP", "QuadraticConfig", "add_arguments", "grid", "run", "run_exper
 HELP = help_for("quadratic")
 SGD_REFERENCE_LR = 1e-3  # the paper's lr_sgd = 0.1 diverges here (see Column)
 DIVERGED = 1e6  # a column whose |μ| exceeds DIVERGED x init_scale (or is not finite) is frozen and reported
+CHUNK = 200  # noise drawn for this many steps at once
 
 
 @dataclass(frozen=True)
@@ -213,10 +214,63 @@ def _step_bank(
     return state
 
 
-def _track_row(mus: np.ndarray, hm: np.ndarray, grads: np.ndarray, noise: np.ndarray, j: int, diag: np.ndarray):
-    """μ, w* (Eq. 10: μ - (Hμ)_i / H_ii = -H_{-i,i}ᵀ μ_{-i} / H_ii), g and the noise of column ``j``."""
-    mu_c = mus[:, j]
-    return mu_c.copy(), mu_c - hm[:, j] / diag, grads[:, j].copy(), noise.copy()
+@dataclass
+class _GridRun:
+    """State of C columns stepped side by side on one noise sequence (see :func:`simulate_quadratic`)."""
+
+    cfg: QuadraticConfig
+    h: np.ndarray
+    banks: list[tuple[slice | np.ndarray, ColumnBank]]
+    mus: np.ndarray  # (n, C)
+    curves: _LossCurves
+    track: int | None
+    states: list = field(default_factory=list)
+    alive: np.ndarray = field(default_factory=lambda: np.ones(0, dtype=bool))
+    sums: dict[str, np.ndarray] = field(default_factory=dict)
+    tracked: list[tuple[np.ndarray, ...]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        n, c = self.mus.shape
+        self.states = [bank.init(self.mus[:, sel]) for sel, bank in self.banks]
+        self.alive = np.ones(c, dtype=bool)
+        self.sums = {"rate": np.zeros((n, c)), "g2": np.zeros((n, c))}
+        self.diag = np.diag(self.h).copy()
+        self.start_avg = int(self.cfg.average_from * self.cfg.steps)
+
+    def step(self, t: int, noise: np.ndarray) -> None:
+        """Step ``t`` of every column, with the minibatch noise Σ_α ξ_α of shape (n,)."""
+        mus, b = self.mus, float(self.cfg.batch_size)
+        hm = self.h @ mus
+        grads = -b * hm + noise[:, None]  # Eq. 8, summed over the minibatch
+        if not np.isfinite(grads).all():  # the one input check of the step, for every column at once
+            raise FloatingPointError(f"non-finite gradient at step {t} (a frozen column's μ should be finite)")
+        self.curves.record(t, mus, hm, self.alive)
+        averaging = t >= self.start_avg
+        if self.track is not None and averaging:
+            mu_c = mus[:, self.track]  # w* of Eq. 10: μ - (Hμ)_i / H_ii = -H_{-i,i}ᵀ μ_{-i} / H_ii
+            row = (mu_c.copy(), mu_c - hm[:, self.track] / self.diag, grads[:, self.track].copy(), noise.copy())
+            self.tracked.append(row)
+        limit = DIVERGED * self.cfg.init_scale
+        for i, (sel, bank) in enumerate(self.banks):
+            adding = self.sums if averaging else None
+            self.states[i] = _step_bank(bank, self.states[i], sel, grads, mus, self.alive, adding, limit)
+
+    def result(self) -> dict[str, np.ndarray]:
+        count = self.cfg.steps - self.start_avg
+        out = {
+            "loss_t": self.curves.linear_t,
+            "loss": self.curves.linear(),
+            "loss_fine_t": self.curves.times,
+            "loss_fine": self.curves.loss,
+            "rate": self.sums["rate"] / count,
+            "g2": self.sums["g2"] / count,
+            "diverged": ~self.alive,
+            "final_mu": self.mus.copy(),
+        }
+        if self.track is not None:
+            for key, vals in zip(("mu", "wstar", "g", "noise"), zip(*self.tracked, strict=True), strict=True):
+                out[f"{key}_track"] = np.array(vals)
+        return out
 
 
 def simulate_quadratic(
@@ -252,51 +306,26 @@ def simulate_quadratic(
     """
     cfg.validate()
     h, _, sqrt_h = hess
-    n, b, c = cfg.n, float(cfg.batch_size), len(columns)
-    diag = np.diag(h).copy()
-    banks = _banks(columns, cfg)
+    n, c = cfg.n, len(columns)
     mu0 = cfg.init_scale * rng.standard_normal(n)
-    mus = np.repeat(mu0[:, None], c, axis=1)
-    states = [bank.init(mus[:, sel]) for sel, bank in banks]
-    alive = np.ones(c, dtype=bool)
-    start_avg = int(cfg.average_from * cfg.steps)
-    sums = {"rate": np.zeros((n, c)), "g2": np.zeros((n, c))}
-    curves = _LossCurves(cfg.steps, c, n_curve, n_curve_log)
-    tracked = []
+    run = _GridRun(
+        cfg,
+        h,
+        _banks(columns, cfg),
+        np.repeat(mu0[:, None], c, axis=1),
+        _LossCurves(cfg.steps, c, n_curve, n_curve_log),
+        track,
+    )
     bar = progress(cfg.steps, "quadratic", show_progress)
-    chunk = 200
-    for t0 in range(0, cfg.steps, chunk):
-        length = min(chunk, cfg.steps - t0)
-        noise = np.sqrt(b) * (sqrt_h @ rng.standard_normal((n, length)))  # Σ_α ξ_α ~ N(0, B H), Eq. 7
-        for k in range(length):
-            t = t0 + k
-            hm = h @ mus
-            grads = -b * hm + noise[:, k : k + 1]  # Eq. 8, summed over the minibatch
-            if not np.isfinite(grads).all():  # the one input check of the step, for every column at once
-                raise FloatingPointError(f"non-finite gradient at step {t} (a frozen column's μ should be finite)")
-            curves.record(t, mus, hm, alive)
-            if track is not None and t >= start_avg:
-                tracked.append(_track_row(mus, hm, grads, noise[:, k], track, diag))
-            for i, (sel, bank) in enumerate(banks):
-                adding = sums if t >= start_avg else None
-                states[i] = _step_bank(bank, states[i], sel, grads, mus, alive, adding, DIVERGED * cfg.init_scale)
-        bar.update(length)
+    with blas_threads(1):  # thousands of small products: one thread is fastest (same numbers)
+        for t0 in range(0, cfg.steps, CHUNK):
+            length = min(CHUNK, cfg.steps - t0)
+            noise = np.sqrt(float(cfg.batch_size)) * (sqrt_h @ rng.standard_normal((n, length)))  # N(0, B H), Eq. 7
+            for k in range(length):
+                run.step(t0 + k, noise[:, k])
+            bar.update(length)
     bar.close()
-    count = cfg.steps - start_avg
-    out = {
-        "loss_t": curves.linear_t,
-        "loss": curves.linear(),
-        "loss_fine_t": curves.times,
-        "loss_fine": curves.loss,
-        "rate": sums["rate"] / count,
-        "g2": sums["g2"] / count,
-        "diverged": ~alive,
-        "final_mu": mus.copy(),
-    }
-    if track is not None:
-        for key, vals in zip(("mu", "wstar", "g", "noise"), zip(*tracked, strict=True), strict=True):
-            out[f"{key}_track"] = np.array(vals)
-    return out
+    return run.result()
 
 
 def _reference_arrays(cols: list[Column], res: dict, h: np.ndarray, eig: np.ndarray) -> dict[str, np.ndarray]:
