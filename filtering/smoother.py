@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -78,13 +79,12 @@ def rts_smoother(filtered: KalmanResult) -> SmoothedResult:
     a = np.asarray(filtered.a, dtype=np.float64)
     m_prior, v_prior = _prior_moments(filtered, m_post, v_post)
     steps = m_post.shape[0]
-    mean, var, lag = np.empty_like(m_post), np.empty_like(v_post), np.empty_like(v_post)
-    mean[-1], var[-1] = m_post[-1], v_post[-1]
-    for t in range(steps - 2, -1, -1):
-        gain = v_post[t] * a / v_prior[t + 1]  # J(t)
-        mean[t] = m_post[t] + gain * (mean[t + 1] - m_prior[t + 1])
-        var[t] = v_post[t] + gain * gain * (var[t + 1] - v_prior[t + 1])
-        lag[t + 1] = gain * var[t + 1]
+    shape = m_post.shape[1:]
+    flat = (steps, int(np.prod(shape, dtype=np.int64)))
+    mean, var, lag = np.empty(m_post.shape), np.empty(m_post.shape), np.empty(m_post.shape)
+    mp, vp, mpr, vpr = (np.ascontiguousarray(x).reshape(flat) for x in (m_post, v_post, m_prior, v_prior))
+    a_flat = np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(flat[1])
+    _backward(mp, vp, mpr, vpr, a_flat, mean.reshape(flat), var.reshape(flat), lag.reshape(flat))
     var0 = np.asarray(filtered.var0, dtype=np.float64)
     mean0 = np.asarray(filtered.mean0, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -93,6 +93,20 @@ def rts_smoother(filtered: KalmanResult) -> SmoothedResult:
         var_initial = var0 + gain0 * gain0 * (var[0] - v_prior[0])
     lag[0] = gain0 * var[0]
     return SmoothedResult(mean, var, lag, np.asarray(mean_initial), np.asarray(var_initial))
+
+
+@numba.njit(cache=True)
+def _backward(m_post, v_post, m_prior, v_prior, a, mean, var, lag):  # pragma: no cover
+    """The backward recursion over time, vectorised over parameters (rows are time steps)."""
+    steps = m_post.shape[0]
+    mean[steps - 1] = m_post[steps - 1]
+    var[steps - 1] = v_post[steps - 1]
+    for t in range(steps - 2, -1, -1):
+        for j in range(m_post.shape[1]):
+            gain = v_post[t, j] * a[j] / v_prior[t + 1, j]  # J(t)
+            mean[t, j] = m_post[t, j] + gain * (mean[t + 1, j] - m_prior[t + 1, j])
+            var[t, j] = v_post[t, j] + gain * gain * (var[t + 1, j] - v_prior[t + 1, j])
+            lag[t + 1, j] = gain * var[t + 1, j]
 
 
 def _prior_moments(filtered: KalmanResult, m_post: np.ndarray, v_post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
