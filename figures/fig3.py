@@ -1,7 +1,8 @@
 """Fig. 3-style plots: per-parameter learning rate σ²_post against the Adam learning rate η/sqrt(⟨g²⟩).
 
 Reads ``generative.npz/.json`` or ``quadratic.npz/.json`` written by :mod:`simulations`; computes nothing
-but the axis transform x = η/sqrt(⟨g²⟩). Points: black (first rule), grey (second). Lines: Eq. 21 (green), the
+but the axis transform x = η/sqrt(⟨g²⟩). Points: black dots (first rule, under the curves), dark magenta crosses
+(second rule, above the curves, where they are seen even on top of the first). Lines: Eq. 21 (green), the
 exact fixed point (brown dashed),
 the second-order Jensen estimate for noisy g² (red dotted), the SGD limit σ² (Eq. 22, orange), the Adam
 limit x (Eq. 24, blue) and x = σ² (purple, where the two limits cross).
@@ -40,15 +41,17 @@ def draw_fig3(
     title : str
     """
     for k, name in enumerate(x_points):
+        first = k == 0
         ax.scatter(
             x_points[name],
             y_points[name],
-            s=7 if k == 0 else 5,
-            alpha=0.7 if k == 0 else 0.45,
-            color=COLORS["points"] if k == 0 else COLORS["points_2"],
+            s=7 if first else 14,
+            alpha=0.7 if first else 0.8,
+            color=COLORS["points"] if first else COLORS["points_2"],
+            marker="o" if first else "x",
             label=RULE_LABELS.get(name, name) + " (points)",
-            zorder=3 if k == 0 else 2,
-            linewidths=0,
+            zorder=3 if first else 6,
+            linewidths=0 if first else 0.8,
         )
     xg = eta / np.sqrt(curves["grid_g2"])
     ax.plot(xg, curves["grid_eq21"], color=COLORS["eq21"], lw=2.2, label="Eq. 21 fixed point", zorder=4)
@@ -113,5 +116,6 @@ def render_quadratic(data_dir: str | Path, out_path: str | Path) -> Path:
         "grid_jensen": d["grid_jensen"],
     }
     n, b = meta["config"]["n"], meta["config"]["batch_size"]
-    draw_fig3(ax, xs, ys, curves, eta, s2, rf"Coupled quadratic (Eqs. 6–11), n={n}, B={b}")
+    title = rf"Coupled quadratic (Eqs. 6–11), $\eta$={eta:g}, $\sigma^2$={s2:g}, n={n}, B={b}"
+    draw_fig3(ax, xs, ys, curves, eta, s2, title)
     return save(fig, out_path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import load_json, load_npz
-from .style import RULE_COLORS, RULE_LABELS, new_figure, save
+from .style import RULE_COLORS, RULE_LABELS, legend_below, new_figure, plus_minus, save
 
 __all__ = ["render"]
 
@@ -20,7 +20,7 @@ def _panel(ax, rates: dict[str, tuple[np.ndarray, np.ndarray]], fits: dict, titl
         color = RULE_COLORS.get(rule, "0.3")
         label = RULE_LABELS.get(rule, rule)
         if f is not None and np.isfinite(f["slope"]):
-            label += f": slope {f['slope']:.3f} ± {f['stderr']:.3f} (theory {f['theory']:g})"
+            label += f": slope {plus_minus(f['slope'], f['stderr'])} (theory {f['theory']:g})"
         if rule == "sgd":
             label += rf" (rate $\sigma^2$ = {float(np.median(rate)):.2g}: lr_sgd = 1e-3, not the paper's 0.1)"
         ax.scatter(g2, rate, s=4, color=color, alpha=0.5, linewidths=0, label=label)
@@ -32,7 +32,7 @@ def _panel(ax, rates: dict[str, tuple[np.ndarray, np.ndarray]], fits: dict, titl
     ax.set_xlabel(r"mean squared gradient $\langle g^2\rangle$")
     ax.set_ylabel(r"learning rate $\sigma^2_{\rm post}$ (or equivalent)")
     ax.set_title(title)
-    ax.legend(loc="lower left", fontsize=7.5, markerscale=3)
+    legend_below(ax, fontsize=7.5, markerscale=3)  # below the axes: the high-⟨g²⟩ tails stay visible
 
 
 def render(data_dir: str | Path, out_path: str | Path) -> Path:
@@ -49,7 +49,7 @@ def render(data_dir: str | Path, out_path: str | Path) -> Path:
         rules = ("adabayes", "adabayes_fp", "adam", "fading", "von", "sgd")
         rates = {r: (q[f"fig3_{r}_g2"], q[f"fig3_{r}_rate"]) for r in rules if f"fig3_{r}_g2" in q}
         panels.append((rates, slopes["quadratic"], "Coupled quadratic (reference hyperparameters)"))
-    fig, axes = new_figure(ncols=len(panels), width=6.0 * len(panels), height=5.0)
+    fig, axes = new_figure(ncols=len(panels), width=6.0 * len(panels), height=6.2)
     axes = np.atleast_1d(axes)
     for ax, (rates, fits, title) in zip(axes, panels, strict=True):
         _panel(ax, rates, fits, title)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -11,7 +12,17 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-__all__ = ["COLORS", "RULE_COLORS", "RULE_LABELS", "new_figure", "plt", "save"]
+__all__ = [
+    "COLORS",
+    "RULE_COLORS",
+    "RULE_LABELS",
+    "RULE_LINESTYLES",
+    "legend_below",
+    "new_figure",
+    "plt",
+    "plus_minus",
+    "save",
+]
 
 COLORS = {
     "eq21": "tab:green",
@@ -21,7 +32,7 @@ COLORS = {
     "adam": "tab:blue",
     "sigma2": "tab:purple",
     "points": "black",  # measured per-parameter points: never the colour of a theory curve
-    "points_2": "0.55",
+    "points_2": "#c2185b",  # a second rule's points (crosses): dark magenta, no theory curve uses it
 }
 RULE_COLORS = {
     "adabayes": "tab:green",
@@ -32,6 +43,17 @@ RULE_COLORS = {
     "adamw": "tab:cyan",
     "sgd": "tab:orange",
     "von": "tab:pink",
+}
+# line styles that keep rules apart where their curves overlap (Adam / AdamW, AdaBayes / AdaBayes-FP)
+RULE_LINESTYLES = {
+    "adabayes": "-",
+    "adabayes_fp": (0, (5, 2)),
+    "kalman": "-",
+    "fading": "-",
+    "adam": (0, (1, 1.5)),
+    "adamw": "-",
+    "sgd": "-",
+    "von": (0, (6, 2, 1, 2)),
 }
 RULE_LABELS = {
     "adabayes": "AdaBayes (Alg. 1)",
@@ -61,6 +83,26 @@ plt.rcParams.update(
 def new_figure(ncols: int = 1, width: float = 6.4, height: float = 4.6, **kwargs):
     """``plt.subplots`` with the house size; returns (fig, axes)."""
     return plt.subplots(1, ncols, figsize=(width, height), constrained_layout=True, **kwargs)
+
+
+def legend_below(ax, ncols: int = 1, **kwargs):
+    """A legend under the axes (outside the data area; constrained layout makes room for it)."""
+    options = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.13), "ncols": ncols, "frameon": False}
+    return ax.legend(**(options | kwargs))
+
+
+def plus_minus(value: float, error: float) -> str:
+    """``value ± error`` with two significant digits of the error (``-0.48531 ± 0.00031``; never ``± 0.000``).
+
+    A zero error (an exactly constant or exactly linear input) prints as ``value (exact)``; a non-finite one
+    as ``value ± nan``.
+    """
+    if not math.isfinite(error):
+        return f"{value:.3f} ± {error}"
+    if error == 0.0:
+        return f"{value:.3g} (exact)"
+    decimals = max(3, 1 - math.floor(math.log10(abs(error))))
+    return f"{value:.{decimals}f} ± {abs(error):.{decimals}f}"
 
 
 def save(fig, path: str | Path) -> Path:

@@ -151,3 +151,127 @@ def test_figures_help_has_its_own_registry():
     assert HELP == SUBCOMMANDS["figures"][1]
     if "figures" in SIM:  # forwarding entry until adabayes.cli reads figures.registry
         assert SIM["figures"] == SUBCOMMANDS["figures"]
+
+
+def _fake_quadratic(d, steps=300):
+    n, rules = 60, ("sgd", "adam", "adamw", "adabayes", "adabayes_fp", "fading", "von")
+    g2 = np.logspace(-2, 4, n)
+    arrays = {}
+    for r in rules:
+        arrays[f"fig3_{r}_g2"] = g2
+        arrays[f"fig3_{r}_rate"] = 1 / (5e2 + np.sqrt(2.5e5 + g2 * 1e6))
+    g = np.logspace(-2, 4, 20)
+    arrays.update(grid_g2=g, grid_eq21=1 / (5e2 + np.sqrt(2.5e5 + g * 1e6)), grid_exact=1 / (1e3 + np.sqrt(g) * 1e3))
+    arrays["grid_jensen"] = arrays["grid_exact"]
+    linear = np.unique(np.linspace(0, steps - 1, 100).astype(int))
+    fine = np.union1d(linear, np.unique(np.geomspace(1, steps, 60).astype(int) - 1))
+    arrays["loss_t"], arrays["loss_fine_t"] = linear, fine
+    arrays["tuned_loss"] = np.outer(10.0 / (1 + linear), np.arange(1, 8))
+    arrays["tuned_loss_fine"] = np.outer(10.0 / (1 + fine), np.arange(1, 8))
+    save_npz(d / "quadratic.npz", **arrays)
+    tuned = {r: {"hyper": {"lr": 1e-3}} for r in rules}
+    meta = {"fig3": {"eta": 1e-3, "sigma2": 1e-3}, "config": {"n": n, "batch_size": 100}}
+    save_json(d / "quadratic.json", meta | {"tuned": tuned, "tuned_columns": list(rules)})
+
+
+def _render(monkeypatch, module, function: str, *args):
+    """Call ``module.function(*args)`` and return the figure it saved (still drawable after closing)."""
+    captured = []
+    real_save = module.save
+    monkeypatch.setattr(module, "save", lambda fig, path: captured.append(fig) or real_save(fig, path))
+    getattr(module, function)(*args)
+    (fig,) = captured
+    return fig
+
+
+def _outside(fig, ax, legend) -> bool:
+    """Whether the legend's box lies entirely outside the axes' data area (after a draw)."""
+    fig.canvas.draw()
+    a, b = ax.get_window_extent(), legend.get_window_extent()
+    return b.y1 <= a.y0 or b.y0 >= a.y1 or b.x1 <= a.x0 or b.x0 >= a.x1
+
+
+def test_plus_minus_prints_two_significant_digits_of_the_error():
+    from figures.style import plus_minus
+
+    assert plus_minus(-0.48531, 0.00031) == "-0.48531 ± 0.00031"
+    assert plus_minus(-0.503, 0.0052) == "-0.5030 ± 0.0052"
+    assert plus_minus(-0.5, 0.05) == "-0.500 ± 0.050"
+    assert plus_minus(0.0, 0.0) == "0 (exact)"
+    assert float(plus_minus(-0.485, 4.3e-4).split("± ")[1]) > 0  # the error is never printed as zero
+
+
+def test_slopes_legend_is_outside_the_data_and_errors_are_not_rounded_to_zero():
+    from figures.slopes import _panel
+    from figures.style import new_figure, plt
+
+    g2 = np.logspace(0, 4, 50)
+    fits = {"adamw": {"window": (100, 1600), "slope": -0.49821, "stderr": 0.00043, "intercept": -3.0, "theory": -0.5}}
+    fig, ax = new_figure()
+    _panel(ax, {"adamw": (g2, 1e-3 / np.sqrt(g2))}, fits, "t")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("-0.49821 ± 0.00043" in t for t in labels), labels
+    assert _outside(fig, ax, ax.get_legend())
+    plt.close(fig)
+
+
+def test_calibration_legend_leaves_the_tails_visible(tmp_path, monkeypatch):
+    import figures.calibration as cal
+
+    _fake_generative(tmp_path)
+    fig = _render(monkeypatch, cal, "render", tmp_path, tmp_path / "c.png")
+    ax = fig.axes[0]
+    assert _outside(fig, ax, ax.get_legend())
+    assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_error_map_labels_are_horizontal_and_the_legend_is_outside(tmp_path, monkeypatch):
+    import figures.error_map as em
+    from simulations.curves import error_map
+
+    _fake_generative(tmp_path)
+    arrays = dict(np.load(tmp_path / "generative.npz")) | error_map(1e-3, n_g2=120, n_sigma2=60)
+    save_npz(tmp_path / "generative.npz", **arrays)
+    fig = _render(monkeypatch, em, "render", tmp_path, tmp_path / "e.png")
+    ax = fig.axes[0]
+    texts = {t.get_text(): t for t in ax.texts}
+    assert set(texts) == {"1 %", "2 %", "10 %"}, list(texts)
+    assert all(t.get_rotation() == 0 for t in texts.values())
+    assert _outside(fig, ax, ax.get_legend())
+    # each label sits just above its contour's horizontal branch, in order: 1 % highest
+    ys = [texts[k].xy[1] for k in ("1 %", "2 %", "10 %")]
+    assert ys[0] > ys[1] > ys[2]
+
+
+def test_fig3_quadratic_second_rule_points_are_visible_and_the_title_has_eta_sigma2(tmp_path, monkeypatch):
+    from matplotlib.colors import to_rgba
+
+    import figures.fig3 as f3
+
+    _fake_quadratic(tmp_path)
+    ax = _render(monkeypatch, f3, "render_quadratic", tmp_path, tmp_path / "q.png").axes[0]
+    first, second = ax.collections
+    assert second.get_alpha() >= 0.7 and second.get_zorder() > max(line.get_zorder() for line in ax.get_lines())
+    rgba = to_rgba(second.get_edgecolor()[0] if len(second.get_edgecolor()) else second.get_facecolor()[0])
+    assert max(rgba[:3]) - min(rgba[:3]) > 0.3  # a colour, not a light grey
+    assert rgba[:3] != tuple(to_rgba(first.get_facecolor()[0])[:3])
+    title = ax.get_title()
+    assert r"$\eta$=0.001" in title and r"$\sigma^2$=0.001" in title
+
+
+def test_losses_start_at_step_one_on_log_samples_and_no_two_rules_look_alike(tmp_path, monkeypatch):
+    import figures.losses as lo
+
+    _fake_quadratic(tmp_path)
+    fig = _render(monkeypatch, lo, "render", tmp_path, tmp_path / "l.png")
+    ax = fig.axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 7
+    x = lines[0].get_xdata()
+    assert x[0] == 1 and x[1] == 2 and np.all(np.diff(x) > 0)  # no straight segment from t = 1 to 31
+    assert np.max(x[1:10] / x[:9]) <= 2.0
+    styles = [(line.get_color(), str(line.get_linestyle())) for line in lines]
+    assert len(set(styles)) == len(styles)
+    by_label = {line.get_label().split(" (")[0]: line for line in lines}
+    assert by_label["Adam"].get_linestyle() != by_label["AdamW"].get_linestyle()
+    assert _outside(fig, ax, ax.get_legend())
