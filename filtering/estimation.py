@@ -458,15 +458,21 @@ def _starting_points(fun, streams: Streams, spec: _Model, start: dict[str, Array
 
 
 def _grid(streams: Streams, spec: _Model) -> list[np.ndarray]:
-    """Candidate log-parameters (k, N) spread over persistence a, stationary variance and r (Eq. 14)."""
+    """Candidate log-parameters (k, N) from moments of z = y/h ≈ w* + noise of variance r/h (Eqs. 12, 14).
+
+    With ``Var Δz ≈ q + 2 r / h``, the noise scale r is tried at 1 (the paper's value) and at fractions of
+    ``r_max = median(h) Var(Δz) / 2``; the process noise q at fractions of ``Var Δz``; for the OU prior the
+    persistence a over (0.2 ... 0.999) with the stationary variance at fractions of ``E[z²]``.
+    """
     n = streams.n
-    z = streams.obs / streams.h  # ≈ w* + noise of variance r/h
+    z = streams.obs / streams.h
     scale_z = np.maximum(np.var(z, axis=0) + np.mean(z, axis=0) ** 2, 1e-300)
     scale_dz = np.maximum(np.var(np.diff(z, axis=0), axis=0), 1e-300)
-    noise = (0.3, 1.0, 3.0) if spec.noise_scale is None else (None,)
+    r_max = 0.5 * np.median(np.broadcast_to(streams.h, streams.obs.shape), axis=0) * scale_dz
+    noise = [np.ones(n), *(f * r_max for f in (0.05, 0.3, 0.7, 0.95))] if spec.noise_scale is None else [None]
     out = []
     for r in noise:
-        extra = [] if r is None else [np.full(n, r)]
+        extra = [] if r is None else [r]
         if spec.kind == "ou":
             for a in (0.2, 0.5, 0.9, 0.97, 0.99, 0.997, 0.999):
                 for frac in (0.03, 0.3, 1.0):
@@ -474,7 +480,7 @@ def _grid(streams: Streams, spec: _Model) -> list[np.ndarray]:
                     sigma2 = q / (2 * (1 - a))  # a = 1 - η²/(2σ²), Eq. 14
                     out.append(np.log(np.stack([q, sigma2, *extra])))
         else:
-            for frac in (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 0.5):
+            for frac in (1e-4, 1e-3, 1e-2, 1e-1, 0.5):
                 out.append(np.log(np.stack([frac * scale_dz, *extra])))
     return out
 
