@@ -23,6 +23,14 @@ import numpy as np
 
 from filtering import rules
 from filtering.state_space import gradient, kalman_filter, simulate_latent
+from filtering.validation import (
+    check_int,
+    check_open_unit_interval,
+    check_ou_stable,
+    check_positive,
+    check_scalar,
+    check_unit_interval,
+)
 
 from .checks import Check, evaluate, print_checks
 from .common import add_common_arguments, output_dir, progress
@@ -101,21 +109,26 @@ class GenerativeConfig:
         return cls(n_params=300, steps=8000, burn_in=4000)
 
     def validate(self) -> GenerativeConfig:
-        """Raise ValueError naming the offending field."""
-        if self.n_params < 10:
-            raise ValueError(f"n_params must be >= 10, got {self.n_params}")
-        if not 0 <= self.burn_in < self.steps:
-            raise ValueError(f"burn_in must be in [0, steps), got {self.burn_in} with steps={self.steps}")
-        if not (self.eta > 0 and self.sigma2 > 0 and self.eta**2 < 2 * self.sigma2):
-            raise ValueError(f"eta, sigma2 must be > 0 with eta**2 < 2 sigma2, got {self.eta}, {self.sigma2}")
-        if not self.log10_h[0] < self.log10_h[1]:
+        """Check every field with :mod:`filtering.validation`.
+
+        Raises
+        ------
+        ValueError
+            A field out of range; the message names it and the allowed range (``burn_in`` must lie in
+            ``[0, steps)``, and η² < 2σ² for a stable OU step, Eq. 14).
+        TypeError
+            A field of the wrong type (e.g. a float number of steps); also a ``ValueError`` subclass.
+        """
+        check_int("n_params", self.n_params, lower=10)
+        steps = check_int("steps", self.steps, lower=1)
+        check_int("burn_in", self.burn_in, lower=0, upper=steps)
+        check_ou_stable(check_positive("eta", self.eta), check_positive("sigma2", self.sigma2), ("eta", "sigma2"))
+        lo, hi = (check_scalar(f"log10_h[{i}]", v) for i, v in enumerate(self.log10_h))
+        if not lo < hi:
             raise ValueError(f"log10_h must be increasing, got {self.log10_h}")
-        if not 0 < self.forget < 1:
-            raise ValueError(f"forget must be in (0, 1), got {self.forget}")
-        if not 0 <= self.beta1 < 1:
-            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
-        if self.chunk < 1:
-            raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+        check_open_unit_interval("forget", self.forget)
+        check_unit_interval("beta1", self.beta1)
+        check_int("chunk", self.chunk, lower=1)
         return self
 
 

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
+from filtering.validation import check_choice, check_int, check_open_unit_interval, check_positive, check_unit_interval
+
 from .checks import Check, evaluate, print_checks
 from .column_rules import ColumnBank, column_bank
 from .common import add_common_arguments, blas_threads, last_fraction_mean, output_dir, progress
@@ -79,19 +81,14 @@ class QuadraticConfig:
         return cls(n=160, steps=1500)
 
     def validate(self) -> QuadraticConfig:
-        """Raise ValueError naming the offending field."""
-        if not 2 <= self.n <= 4000:
-            raise ValueError(f"n must be in [2, 4000], got {self.n}")
-        if self.steps < 20:
-            raise ValueError(f"steps must be >= 20, got {self.steps}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not 0.0 < self.average_from < 1.0:
-            raise ValueError(f"average_from must be in (0, 1), got {self.average_from}")
-        if self.init_scale <= 0:
-            raise ValueError(f"init_scale must be > 0, got {self.init_scale}")
-        if not 0 <= self.beta1 < 1:
-            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
+        """Check every field with :mod:`filtering.validation` (``ValueError`` naming the field and its range)."""
+        check_int("n", self.n, lower=2, upper=4001)
+        check_int("steps", self.steps, lower=20)
+        check_int("batch_size", self.batch_size, lower=1)
+        check_open_unit_interval("average_from", self.average_from)
+        check_positive("init_scale", self.init_scale)
+        check_unit_interval("beta1", self.beta1)
+        check_choice("hessian", self.hessian, ("scaled", "haar"))
         return self
 
 

@@ -247,5 +247,13 @@ def test_generative_config_validates():
         GenerativeConfig(steps=10, burn_in=10).validate()
     with pytest.raises(ValueError, match="eta"):
         GenerativeConfig(eta=1.0, sigma2=0.1).validate()
+    with pytest.raises(TypeError, match="steps must be an integer"):
+        GenerativeConfig(steps=100.0).validate()
+    with pytest.raises(ValueError, match="forget"):
+        GenerativeConfig(forget=1.0).validate()
+    with pytest.raises(ValueError, match="n must be an integer in"):
+        QuadraticConfig(n=1).validate()
+    with pytest.raises(ValueError, match="hessian"):
+        QuadraticConfig(hessian="nope").validate()
     with pytest.raises(TypeError, match="rng"):
         simulate_generative(GenerativeConfig(n_params=10, steps=10, burn_in=1), 0)
