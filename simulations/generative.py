@@ -355,6 +355,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> GenerativeConfig:
     """Build the configuration: ``--quick`` sizes unless overridden."""
     cfg = GenerativeConfig.quick() if args.quick else GenerativeConfig()
+    if args.steps is not None and args.burn_in is None and args.steps <= cfg.burn_in:
+        raise ValueError(
+            f"--steps {args.steps} leaves nothing after the default --burn-in {cfg.burn_in}; set --burn-in"
+        )
     overrides = {"n_params": args.n_params, "steps": args.steps, "burn_in": args.burn_in}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     return replace(

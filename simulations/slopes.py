@@ -18,6 +18,7 @@ Reads the ``generative`` and ``quadratic`` outputs (run them first; ``adabayes r
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from filtering.fixed_point import approx_precision, eq21_validity_range, exact_precision
 
 from .checks import INFO, Check, Spec, Within, evaluate, print_checks
-from .common import DEFAULT_DATA, log_log_slope, output_dir
+from .common import DEFAULT_DATA, log_log_slope
 from .io import load_json, load_npz, save_json
 from .registry import help_for
 
@@ -189,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     FileNotFoundError
         Neither ``generative.npz`` nor ``quadratic.npz`` is in ``--out`` (the message says what to run).
     """
-    data = output_dir(args.out)
+    data = Path(args.out)
     result: dict = {"tolerance": TOL, "local_floor": LOCAL_FLOOR, "theory": THEORY, "fits": {}, "checks": []}
     checks: list[Check] = []
     if (data / "generative.npz").exists():

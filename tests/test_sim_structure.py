@@ -109,6 +109,18 @@ def test_slopes_without_data_names_what_to_run(tmp_path):
     with pytest.raises(FileNotFoundError, match="adabayes generative"):
         slopes.run(_parser(slopes).parse_args(["--out", str(tmp_path)]))
     assert not (tmp_path / "slopes.json").exists()
+    with pytest.raises(FileNotFoundError):
+        slopes.run(_parser(slopes).parse_args(["--out", str(tmp_path / "missing")]))
+    assert not (tmp_path / "missing").exists()  # nothing created
+
+
+def test_generative_steps_below_the_default_burn_in_is_one_clear_error():
+    from simulations import generative
+
+    with pytest.raises(ValueError, match="--burn-in"):
+        generative.config_from_args(_parser(generative).parse_args(["--steps", "100"]))
+    cfg = generative.config_from_args(_parser(generative).parse_args(["--steps", "100", "--burn-in", "50"]))
+    assert (cfg.steps, cfg.burn_in) == (100, 50)
 
 
 def test_output_dir_refuses_a_file(tmp_path):
