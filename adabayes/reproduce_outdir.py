@@ -5,8 +5,10 @@ Rules, checked before anything runs (:meth:`OutputFolder.check`):
 * ``DIR/data`` and ``DIR/figures`` must not be symbolic links that lead out of ``DIR`` (``--force`` does not
   change that): nothing is written through a link to elsewhere.
 * A file with one of our names (``report.md``, ``checks.json``, ``derivations.md``, an experiment's outputs, a
-  figure) is overwritten only if an earlier ``reproduce`` wrote it, as recorded in ``DIR/.adabayes-reproduce.json``
-  (:data:`MANIFEST`), and is a regular file; anything else (a user's file, a link) needs ``--force``. Writes
+  figure) is overwritten only if adabayes wrote it -- recorded in ``DIR/.adabayes-reproduce.json``
+  (:data:`MANIFEST`) by an earlier ``reproduce``, or in ``data/`` and ``figures/`` in the folder's
+  ``.adabayes-written`` list by any experiment or ``adabayes figures`` -- and is a regular file; anything else
+  (a user's file, a link) needs ``--force``. Writes
   replace files atomically and never follow a link at the target's name.
 * ``--only`` must not silently replace a fuller report: when ``DIR/checks.json`` holds results of steps this run
   does not redo, the run is refused without ``--force``.
@@ -23,6 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from adabayes.errors import UserError
+from simulations.io import written_here
 
 __all__ = ["MANIFEST", "OutputFolder"]
 
@@ -94,12 +97,16 @@ class OutputFolder:
             if sub.exists() and not sub.is_dir():
                 raise UserError(f"{str(sub)!r} is a file; reproduce needs a folder there")
 
+    def _ours(self, rel: str, manifest: set[str]) -> bool:
+        path = self.root / rel
+        if path.is_symlink():
+            return False
+        return rel in manifest or (path.parent != self.root and path.name in written_here(path.parent))
+
     def _foreign(self, targets: Iterable[str]) -> list[str]:
-        """Targets that exist but were not written by an earlier run (or are links)."""
-        ours = self.manifest()
-        return [
-            t for t in targets if os.path.lexists(self.root / t) and (t not in ours or (self.root / t).is_symlink())
-        ]
+        """Targets that exist but were not written by adabayes (or are links)."""
+        manifest = self.manifest()
+        return [t for t in targets if os.path.lexists(self.root / t) and not self._ours(t, manifest)]
 
     def check(self, targets: Iterable[str], dropped_steps: list[str]) -> None:
         """Refuse (``UserError``) what this run must not do; see the module docstring.

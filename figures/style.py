@@ -121,4 +121,16 @@ def save(fig, path: str | Path) -> Path:
     finally:
         Path(tmp).unlink(missing_ok=True)
         plt.close(fig)
+    _note_written(path)
     return path
+
+
+WRITTEN = ".adabayes-written"  # the folder's list of files adabayes wrote (same format as simulations.io's)
+
+
+def _note_written(path: Path) -> None:
+    log = path.parent / WRITTEN
+    names = set(log.read_text(encoding="utf-8").splitlines()) if log.is_file() and not log.is_symlink() else set()
+    if path.name not in names:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(path.name + "\n")

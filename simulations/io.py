@@ -6,7 +6,9 @@ they can be redrawn without rerunning; the file formats are the interface betwee
 
 Writes are atomic: the data go to a temporary file in the same folder, which then replaces the target
 (:func:`atomic_write`). A killed run leaves the old file or the new one, never half of one, and a symbolic link
-at the target's name is replaced, never followed.
+at the target's name is replaced, never followed. Each folder keeps the names of the files adabayes wrote there
+in ``.adabayes-written`` (:data:`WRITTEN`, one name per line; :mod:`figures` keeps the same list), so that
+``adabayes reproduce`` can tell its own outputs from a user's files of the same name.
 """
 
 from __future__ import annotations
@@ -22,7 +24,23 @@ from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["atomic_write", "jsonable", "load_json", "load_npz", "save_json", "save_npz"]
+__all__ = ["WRITTEN", "atomic_write", "jsonable", "load_json", "load_npz", "save_json", "save_npz", "written_here"]
+
+WRITTEN = ".adabayes-written"
+
+
+def written_here(folder: str | Path) -> set[str]:
+    """Names of the files adabayes wrote in ``folder`` (from its :data:`WRITTEN` list; empty if none)."""
+    log = Path(folder) / WRITTEN
+    if log.is_symlink() or not log.is_file():
+        return set()
+    return {line for line in log.read_text(encoding="utf-8").splitlines() if line}
+
+
+def _note_written(path: Path) -> None:
+    if path.name not in written_here(path.parent):
+        with open(path.parent / WRITTEN, "a", encoding="utf-8") as f:
+            f.write(path.name + "\n")
 
 
 @contextmanager
@@ -49,6 +67,7 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
 def _write_with(path: str | Path, write: Callable[[IO[Any]], object], mode: str) -> Path:
     with atomic_write(path, mode) as f:
         write(f)
+    _note_written(Path(path))
     return Path(path)
 
 

@@ -180,6 +180,20 @@ def test_user_files_with_our_names_need_force(tmp_path, monkeypatch):
     assert reproduce.run(_args(tmp_path)) == 0  # our own files are ours now: no --force needed
 
 
+def test_outputs_of_the_experiment_commands_count_as_ours(tmp_path, monkeypatch):
+    """``adabayes generative`` then ``adabayes reproduce --out`` the same place: no --force needed; a user's is."""
+    from simulations.io import save_json
+
+    monkeypatch.setattr(reproduce, "_run_experiment", _fake_experiment())
+    save_json(tmp_path / "data" / "generative.json", {"checks": []})  # as `adabayes generative --out DIR/data`
+    assert reproduce.run(_args(tmp_path, "--only", "generative")) == 0
+    other = tmp_path / "other"
+    (other / "data").mkdir(parents=True)
+    (other / "data" / "generative.json").write_text("{}")  # not written by adabayes
+    with pytest.raises(UserError, match="generative.json"):
+        reproduce.run(_args(other, "--only", "generative"))
+
+
 def test_writes_do_not_follow_links_out_of_the_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(reproduce, "_run_experiment", _fake_experiment())
     outside = tmp_path / "outside"
