@@ -301,6 +301,8 @@ def _exit_on_signals() -> Iterator[None]:
 def _steps(plan: _Plan, args: argparse.Namespace, folder: OutputFolder, wall_start: float) -> _Results:
     """Derivations (background), experiments, figures, docs; the child is stopped on every exit path."""
     res = _Results()
+    if not args.skip_derivations:  # a failed step must not leave the previous run's report beside this one
+        (plan.out / "derivations.md").unlink(missing_ok=True)
     job = _start_derivations(args)
     try:
         experiment_checks = _run_experiments(plan, args, res)
@@ -319,7 +321,8 @@ def _finish(plan: _Plan, folder: OutputFolder, res: _Results, total: float, wall
         plan.out / "data", plan.command, res.checks, res.figures, res.timings, res.derivations, total, res.produced
     )
     inputs.notes = res.notes
-    written = [t for t in plan.targets if (plan.out / t).is_file() and (plan.out / t).stat().st_mtime >= wall_start]
+    recent = wall_start - 1.0  # file-system timestamps may be coarser than time.time()
+    written = [t for t in plan.targets if (plan.out / t).is_file() and (plan.out / t).stat().st_mtime >= recent]
     folder.record(written)
     payload = {"checks": [c.to_dict() for c in res.checks], "timings": res.timings, "total_s": total}
     folder.write_text("checks.json", json.dumps(jsonable(payload), indent=2) + "\n")

@@ -77,13 +77,11 @@ class DerivationsJob:
     def start(self) -> DerivationsJob:
         parent = os.getpid()
         self.started = time.perf_counter()
+        posix: dict[str, Any] = {}
+        if os.name == "posix":  # own process group (stop() kills it and anything it started), parent-death signal
+            posix = {"start_new_session": True, "preexec_fn": lambda: _die_with_parent(parent)}
         self.proc = subprocess.Popen(
-            self.command,
-            stdout=self._out,
-            stderr=self._err,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # own process group: stop() kills it and anything it started
-            preexec_fn=lambda: _die_with_parent(parent),
+            self.command, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL, **posix
         )
         threading.Thread(target=self._wait, daemon=True).start()
         return self
@@ -101,13 +99,15 @@ class DerivationsJob:
     def stop(self) -> None:
         """Kill the child's process group if it still runs; remove the temporary files."""
         if self.proc is not None and self.proc.poll() is None:
-            for sig, grace in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 5.0)):
+            if os.name != "posix":
+                self.proc.kill()
+            for sig, grace in ((signal.SIGTERM, 2.0), (getattr(signal, "SIGKILL", signal.SIGTERM), 5.0)):
                 try:
-                    os.killpg(self.proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
+                    if os.name == "posix":
+                        os.killpg(self.proc.pid, sig)
                     self.proc.wait(grace)
+                    break
+                except ProcessLookupError:
                     break
                 except subprocess.TimeoutExpired:
                     continue
