@@ -80,7 +80,12 @@ def _summary(r: ReportInputs) -> list[str]:
         f"{sum(bool(c.passed) for c in identities)} of {len(identities)} identities / design properties (true by "
         f"construction; they guard the code and are not results) hold; {n_info} numbers are informational.",
         "",
-        "Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()),
+        (
+            "Timings (the derivations ran in a second process, beside the simulations): "
+            if r.derivations
+            else "Timings: "
+        )
+        + ", ".join(f"{k} {v:.1f} s" for k, v in r.timings.items()),
         "",
     ]
     return lines + ([*(f"> {n}" for n in r.notes), ""] if r.notes else [])
