@@ -249,7 +249,8 @@ def _kernel_factory(has_mu: bool, store: bool, accumulate: bool, parallel: bool)
     clone = types.FunctionType(loops.__code__, loops.__globals__, name, None, loops.__closure__)
     clone.__qualname__ = name
     # error_model="numpy": 1/0 gives inf (σ²_prior = inf), as in NumPy, instead of raising
-    return numba.njit(parallel=parallel, cache=True, error_model="numpy")(clone)
+    # nogil: dask (filtering.distributed) runs the serial kernel from several threads at once
+    return numba.njit(parallel=parallel, cache=True, nogil=True, error_model="numpy")(clone)
 
 
 # a new cache name whenever this file or the inlined primitives change
