@@ -267,24 +267,35 @@ class _Operands:
         self.dtype = rows[2][0].dtype if isinstance(rows[2][0], Tensor) else None
         if self.dtype not in _STATE_DTYPES:
             raise TypeError(f"{names[2]} must be float32 or float64 tensors, got {self.dtype}")
-        self.sizes = np.array([_checked(names[0], i, p).numel() for i, p in enumerate(rows[0])], dtype=np.int64)
+        sizes = [_checked(names[0], i, p).numel() for i, p in enumerate(rows[0])]
+        self.sizes = np.array(sizes, dtype=np.int64)
         self.total = int(self.sizes.sum())
-        self.addr = np.empty((len(rows), self.count), dtype=np.int64)
         self._keep: list[Tensor] = []  # working copies of gradients, alive until the kernel has run
         self._copies: list[tuple[Tensor, Tensor]] = []  # (original, working copy) pairs to write back
-        for r, (name, row) in enumerate(zip(names, rows, strict=True)):
-            for i, t in enumerate(row):
-                self.addr[r, i] = self._address(name, i, _checked(name, i, t), writable=r != 1)
+        pairs = enumerate(zip(names, rows, strict=True))
+        table = [self._row(name, row, sizes, writable=r != 1) for r, (name, row) in pairs]
+        self.addr = np.array(table, dtype=np.int64)
         copied = {id(orig) for orig, _ in self._copies}
         self._in_place = [p for p in rows[0] if id(p) not in copied and not p.is_inference()]
 
+    def _row(self, name: str, row: Sequence[Tensor], sizes: list[int], writable: bool) -> list[int]:
+        """Addresses of one list's tensors: a fast check per tensor (this runs for every tensor at every step)."""
+        dtype, out = self.dtype, []
+        for i, t in enumerate(row):
+            try:
+                usable = t.dtype is dtype and t.is_cpu and t.numel() == sizes[i] and t.is_contiguous()
+            except AttributeError:  # not a tensor: reported by _address
+                usable = False
+            out.append(t.data_ptr() if usable else self._address(name, i, t, writable))
+        return out
+
     def _address(self, name: str, i: int, t: Tensor, writable: bool) -> int:
+        """The address of ``t`` or of a contiguous working copy in the state dtype; errors naming the tensor."""
+        _checked(name, i, t)
         if t.numel() != self.sizes[i]:
             raise ValueError(f"{name}[{i}] has {t.numel()} elements, params[{i}] has {self.sizes[i]}")
         if t.dtype != self.dtype and (name not in ("params", "grads") or not _low(t.dtype, self.dtype)):
             raise TypeError(f"{name}[{i}] has dtype {t.dtype}, which cannot use state of dtype {self.dtype}")
-        if t.dtype == self.dtype and t.is_contiguous():
-            return t.data_ptr()
         work = t.detach().to(dtype=self.dtype, memory_format=torch.contiguous_format, copy=True)
         if writable:
             self._copies.append((t, work))
@@ -303,7 +314,7 @@ class _Operands:
 def _checked(name: str, i: int, t: object) -> Tensor:
     if not isinstance(t, Tensor):
         raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {type(t).__name__}")
-    if t.device.type != "cpu":
+    if not t.is_cpu:
         raise ValueError(f"{name}[{i}] is on {t.device}; the numba step runs on CPU tensors only")
     return t
 
