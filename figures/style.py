@@ -94,13 +94,13 @@ def legend_below(ax, ncols: int = 1, **kwargs):
 def plus_minus(value: float, error: float) -> str:
     """``value ± error`` with two significant digits of the error (``-0.48531 ± 0.00031``; never ``± 0.000``).
 
-    A zero error (an exactly constant or exactly linear input) prints as ``value (exact)``; a non-finite one
-    as ``value ± nan``.
+    An error at rounding level (below 1e-12, e.g. the fit of an exactly constant rate) prints as
+    ``value (exact)`` with the value rounded to 12 decimals; a non-finite one as ``value ± nan``.
     """
     if not math.isfinite(error):
         return f"{value:.3f} ± {error}"
-    if error == 0.0:
-        return f"{value:.3g} (exact)"
+    if abs(error) < 1e-12:
+        return f"{round(value, 12) + 0.0:.4g} (exact)"
     decimals = max(3, 1 - math.floor(math.log10(abs(error))))
     return f"{value:.{decimals}f} ± {abs(error):.{decimals}f}"
 

@@ -198,6 +198,7 @@ def test_plus_minus_prints_two_significant_digits_of_the_error():
     assert plus_minus(-0.503, 0.0052) == "-0.5030 ± 0.0052"
     assert plus_minus(-0.5, 0.05) == "-0.500 ± 0.050"
     assert plus_minus(0.0, 0.0) == "0 (exact)"
+    assert plus_minus(-3e-17, 2.8e-18) == "0 (exact)"  # a constant rate's fit: rounding noise only
     assert float(plus_minus(-0.485, 4.3e-4).split("± ")[1]) > 0  # the error is never printed as zero
 
 
