@@ -12,11 +12,13 @@ those of its ``single`` path up to fp rounding:
 
 - the state is in the units of ``p.grad``: ``m`` and ``v`` are the raw EMAs of ``p.grad`` and ``p.grad**2``
   (Eqs. 2, 4); the paper's summed ascent gradient is ``g = -B p.grad``; AdaBayes's ``var_post`` is σ²_post;
-- the scalars have the meaning of the fields of :class:`filtering._torch_kernels.ABScalars` and
-  :class:`~filtering._torch_kernels.FPScalars` and the same names, so ``adabayes_cpu_step(..., **s._asdict())``
-  runs the step the torch adapter describes with ``s``;
-- a zero ``m`` gives a zero step even where σ²_post = inf; ``scale == 0`` (lr scheduled to 0) leaves ``p``
-  alone apart from the decay factor; σ²_post is clamped to ``rate_max`` only inside the step.
+- :func:`adabayes_cpu_step` / :func:`adabayes_fp_cpu_step` take the per-step scalars by the names of the fields of
+  ``_torch_kernels._ABScalars`` / ``_FPScalars`` (each a float, or one value per tensor so that tensors at
+  different step counts share a call); :func:`ab_fused_cpu` / :func:`fp_fused_cpu` follow the kernel protocol
+  ``kernel(tensors, counts, const, cache)`` of :mod:`filtering._torch_kernels` (host kernels: ``counts`` a list);
+- σ²_post·m (or m / denominator) is formed before the step's scale; a zero ``m`` gives a zero step even where
+  σ²_post = inf (σ²_post is clamped at the dtype's largest value inside the step); ``scale == 0`` (lr scheduled
+  to 0) leaves ``p`` alone apart from the decay factor.
 
 Parameters of dtype float16 / bfloat16 are updated through an fp32 working copy (state and arithmetic in fp32,
 the result rounded back once per step), as the torch paths do. Tensors that are not contiguous are copied to
