@@ -190,7 +190,7 @@ def test_outputs_of_the_experiment_commands_count_as_ours(tmp_path, monkeypatch)
     other = tmp_path / "other"
     (other / "data").mkdir(parents=True)
     (other / "data" / "generative.json").write_text("{}")  # not written by adabayes
-    with pytest.raises(UserError, match="generative.json"):
+    with pytest.raises(UserError, match=r"generative\.json"):
         reproduce.run(_args(other, "--only", "generative"))
 
 
