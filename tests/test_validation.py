@@ -243,3 +243,20 @@ def test_check_array_allow_nan():
         v.check_array("h", [np.nan, -1.0], lower=0.0, allow_equal=True, allow_nan=True)
     with pytest.raises(ValueError, match=r"h must be in \[0, inf\)"):
         v.check_array("h", [np.nan, np.inf], lower=0.0, allow_equal=True, allow_nan=True)
+
+
+def test_boundaries_are_where_the_messages_put_them():
+    """Each bound is tested at the bound itself: a closed end admits it, an open end refuses it."""
+    assert v.check_int("steps", 1, lower=1) == 1  # [1, ...
+    assert v.check_rng(0).random() == np.random.default_rng(0).random()  # seed 0 is a seed
+    v.check_ou_stable(0.5, 0.125 + 1e-12)
+    with pytest.raises(ValueError, match="eta"):
+        v.check_ou_stable(0.5, 0.125, names=("eta", "sigma2"))  # η² = 2σ² exactly (both exact in binary)
+
+
+def test_bounds_hold_when_nan_and_inf_are_admitted():
+    """allow_nan with allow_inf skips the pass over the data only when there is no bound to check."""
+    with pytest.raises(ValueError, match=r"h must be in \[0, inf\]"):
+        v.check_array("h", [np.nan, -1.0], lower=0.0, allow_equal=True, allow_inf=True, allow_nan=True)
+    with pytest.raises(ValueError, match=r"x must be in \[-inf, 1\)"):
+        v.check_array("x", [np.nan, 2.0], upper=1.0, allow_inf=True, allow_nan=True)
