@@ -244,8 +244,8 @@ class _BayesFilterOptimizer(torch.optim.Optimizer):
         missing = [key for key in fills if key not in state]
         if missing and _step_count(state) > 0:
             raise ValueError(
-                f"the state of a parameter lacks {missing} after {_step_count(state)} steps and cannot be rebuilt "
-                f"(was track_g2 switched on after the first step?)"
+                f"the state of a parameter lacks {missing} after {_step_count(state)} steps and cannot be rebuilt: "
+                "an option that adds state must be set before the first step"
             )
         for key in missing:
             fill = complex(fills[key], fills[key]) if p.is_complex() else fills[key]

@@ -14,8 +14,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from filtering import torch_functional as TF  # noqa: E402
 from filtering import fixed_point, rules  # noqa: E402
+from filtering import torch_functional as TF  # noqa: E402
 from filtering.torch_adapter import AdaBayes, AdaBayesFP, LearningRateRecorder, _approx_precision  # noqa: E402
 
 PATHS = ("single", "foreach")
@@ -621,6 +621,42 @@ def test_importing_filtering_does_not_import_torch() -> None:
     code = (
         "import sys, filtering, filtering.rules, filtering.fixed_point, filtering.recording;"
         "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_adabayes_package_exports_the_optimisers_lazily() -> None:
+    """``import adabayes`` does not import torch; ``from adabayes import AdaBayes, ...`` and ``adabayes.torch``
+    give the classes of filtering.torch_adapter."""
+    code = (
+        "import sys, adabayes;"
+        "assert 'torch' not in sys.modules, 'torch imported';"
+        "assert {'AdaBayes', 'AdaBayesFP', 'LearningRateRecorder'} <= set(dir(adabayes))"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    import adabayes
+    import adabayes.torch
+    from adabayes import AdaBayes as A
+    from adabayes import AdaBayesFP as B
+    from adabayes import LearningRateRecorder as R
+
+    assert (A, B, R) == (AdaBayes, AdaBayesFP, LearningRateRecorder)
+    assert (adabayes.torch.AdaBayes, adabayes.torch.AdaBayesFP) == (AdaBayes, AdaBayesFP)
+    assert adabayes.torch.adabayes_step is adabayes.adabayes_step
+    with pytest.raises(AttributeError, match="no attribute 'Adam'"):
+        adabayes.Adam  # noqa: B018
+
+
+def test_adabayes_without_torch_imports_and_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "import adabayes\n"
+        "try:\n"
+        "    from adabayes import AdaBayes\n"
+        "except ImportError as exc:\n"
+        "    assert 'adabayes[torch]' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('no ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
