@@ -400,3 +400,42 @@ def test_bad_inputs_raise_naming_the_argument() -> None:
         _one_step(p, [torch.zeros(4)], [torch.zeros(4)], None, [torch.zeros(4)], maximize=1)
     with pytest.raises(ValueError, match="params must not be empty"):
         _one_step([], [], [], None, [])
+
+
+@pytest.mark.parametrize("kw", [{}, {"track_g2": False}, {"smooth_g2": True}, {"maximize": True}])
+def test_wired_into_the_optimiser_classes(monkeypatch, kw: dict) -> None:
+    """Registered as a kernel path of filtering.torch_functional (as the integration will do), AdaBayes /
+    AdaBayesFP with ``fused=True`` on CPU equal their single-tensor path (float64, 20 steps, rel 1e-12)."""
+    tf = pytest.importorskip("filtering.torch_functional")
+    if not all(hasattr(tf, n) for n in ("PATHS", "FUSED", "KernelPath")):
+        pytest.skip("filtering.torch_functional has no kernel-path registry")
+    from filtering.torch_adapter import AdaBayes, AdaBayesFP
+
+    calls: list[str] = []
+
+    def counted(kernel):
+        def run(*args):
+            calls.append(kernel.__name__)
+            return kernel(*args)
+
+        return run
+
+    path = tf.KernelPath(counted(F.ab_fused_cpu), counted(F.fp_fused_cpu), device_counts=False)
+    monkeypatch.setitem(tf.PATHS, "numba", path)
+    monkeypatch.setitem(tf.FUSED, "cpu", "numba")
+    classes = [AdaBayes] if "track_g2" in kw or "smooth_g2" in kw else [AdaBayes, AdaBayesFP]
+    for cls in classes:
+        gen = torch.Generator().manual_seed(12)
+        ours = [torch.randn(s, generator=gen, dtype=torch.float64, requires_grad=True) for s in SHAPES]
+        ref = [p.detach().clone().requires_grad_() for p in ours]
+        hyper = dict(lr=2e-3, lr_sgd=0.3, batch_size=B, weight_decay=1e-3, **kw)
+        opt_ours, opt_ref = cls(ours, fused=True, **hyper), cls(ref, foreach=False, **hyper)
+        for _ in range(20):
+            for p, q in zip(ours, ref, strict=True):
+                p.grad = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+                q.grad = p.grad.clone()
+            opt_ours.step()
+            opt_ref.step()
+        for p, q in zip(ours, ref, strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-12, atol=0.0)
+    assert len(calls) == 20 * len(classes)  # the numba kernels ran every step
