@@ -10,7 +10,8 @@ The arithmetic and conventions are those of :mod:`filtering._fused_cpu` (same sc
 ``p.grad`` units, σ²_post·m formed before the scale, σ²_post clamped at the dtype's maximum inside the step). fp16 /
 bf16 parameters and gradients are read and written in their own dtype and computed in the state dtype (fp32), with
 no working copy; the result is rounded to the parameter dtype to nearest-even (as torch's ``copy_``). fp32 division
-and square root are the IEEE-rounded ones (``div_rn``, ``sqrt_rn``), as torch's.
+and square root are the IEEE-rounded ones (``div_rn``, ``sqrt_rn``) and multiply-adds are not fused
+(``enable_fp_fusion=False``), so a GPU computes what the numba kernel computes, operation for operation.
 
 ``TRITON_INTERPRET=1`` runs the kernels on CPU tensors through Triton's interpreter (tests); the flag is read
 when a kernel is first built in a process for the current setting (:func:`_jitted`), not at import.
@@ -52,7 +53,9 @@ def _ab_kernel(meta, sc, n, nb, p0, g0, s0, HAS_V: tl.constexpr, SMOOTH: tl.cons
     i = tl.load(meta + 6 * n + b)
     offs = tl.load(meta + 6 * n + nb + b) + tl.arange(0, BLOCK)
     mask = offs < tl.load(meta + 5 * n + i)
-    P, G, S = p0.dtype.element_ty, g0.dtype.element_ty, s0.dtype.element_ty
+    P = p0.dtype.element_ty
+    G = g0.dtype.element_ty
+    S = s0.dtype.element_ty
     p_ptr = tl.load(meta + i).to(tl.pointer_type(P))
     g_ptr = tl.load(meta + n + i).to(tl.pointer_type(G))
     m_ptr = tl.load(meta + 2 * n + i).to(tl.pointer_type(S))
@@ -96,7 +99,9 @@ def _fp_kernel(meta, sc, n, nb, p0, g0, s0, F64: tl.constexpr, NF: tl.constexpr,
     i = tl.load(meta + 5 * n + b)
     offs = tl.load(meta + 5 * n + nb + b) + tl.arange(0, BLOCK)
     mask = offs < tl.load(meta + 4 * n + i)
-    P, G, S = p0.dtype.element_ty, g0.dtype.element_ty, s0.dtype.element_ty
+    P = p0.dtype.element_ty
+    G = g0.dtype.element_ty
+    S = s0.dtype.element_ty
     p_ptr = tl.load(meta + i).to(tl.pointer_type(P))
     g_ptr = tl.load(meta + n + i).to(tl.pointer_type(G))
     m_ptr = tl.load(meta + 2 * n + i).to(tl.pointer_type(S))
@@ -281,6 +286,7 @@ def adabayes_triton_step(
         _kernel("ab")[(bucket.blocks,)](
             bucket.meta, sc, bucket.n, bucket.blocks, *bucket.first,
             HAS_V=has_v, SMOOTH=smooth, F64=bucket.state_dtype == torch.float64, NF=len(AB_FIELDS), BLOCK=BLOCK,
+            enable_fp_fusion=False,
         )  # fmt: skip
     bucket.write_back()
 
@@ -313,7 +319,7 @@ def adabayes_fp_triton_step(
     if bucket.blocks:
         _kernel("fp")[(bucket.blocks,)](
             bucket.meta, sc, bucket.n, bucket.blocks, *bucket.first,
-            F64=bucket.state_dtype == torch.float64, NF=len(FP_FIELDS), BLOCK=BLOCK,
+            F64=bucket.state_dtype == torch.float64, NF=len(FP_FIELDS), BLOCK=BLOCK, enable_fp_fusion=False,
         )  # fmt: skip
     bucket.write_back()
 
