@@ -59,6 +59,7 @@ __all__ = [
     "fp_single",
 ]
 
+
 class ABTensors(NamedTuple):
     """The tensors one AdaBayes step reads and updates (lists of equal length).
 
@@ -286,7 +287,11 @@ def fp_single(tensors: FPTensors, counts: list[int], const: FPConstants, _cache:
 
 
 def _foreach_apply(
-    params: list[Tensor], state_dtype: torch.dtype, decay: float, scale: float, updates: list[Tensor] | tuple[Tensor, ...]
+    params: list[Tensor],
+    state_dtype: torch.dtype,
+    decay: float,
+    scale: float,
+    updates: list[Tensor] | tuple[Tensor, ...],
 ) -> None:
     work = params if params[0].dtype == state_dtype else [p.to(state_dtype) for p in params]
     if decay != 1.0:
@@ -404,8 +409,16 @@ def _fp_multi(tensors: FPTensors, counts: Tensor, sc: Sequence[Any]) -> None:
 
 
 def _ab_device_scalars(const: ABConstants, dtype: torch.dtype) -> tuple[float, ...]:
-    return (const.beta1, const.beta2, const.factor, const.noise, const.batch_size, _rate_max(const, dtype),
-            const.decay, const.lr_scale)
+    return (
+        const.beta1,
+        const.beta2,
+        const.factor,
+        const.noise,
+        const.batch_size,
+        _rate_max(const, dtype),
+        const.decay,
+        const.lr_scale,
+    )
 
 
 def _fp_device_scalars(const: FPConstants, dtype: torch.dtype) -> tuple[float, ...]:

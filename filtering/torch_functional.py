@@ -318,7 +318,11 @@ def adabayes_step(
         Where compiled kernels remember what dynamo refused to compile (an optimiser passes its own).
     """
     hp = hyperparameters(
-        lr=lr, eta=lr if eta is None else eta, lr_sgd=lr_sgd, batch_size=batch_size, betas=(beta1, beta2),
+        lr=lr,
+        eta=lr if eta is None else eta,
+        lr_sgd=lr_sgd,
+        batch_size=batch_size,
+        betas=(beta1, beta2),
         weight_decay=weight_decay,
     )
     check_flags(foreach=foreach, fused=fused, capturable=capturable, maximize=maximize)
@@ -329,8 +333,17 @@ def adabayes_step(
         list(params), list(grads), list(exp_avgs), None if exp_avg_sqs is None else list(exp_avg_sqs), list(var_posts)
     )
     _check_lists(tensors, ABTensors._fields, list(state_steps))
-    dispatch("adabayes", tensors, list(state_steps), const, maximize=maximize, foreach=foreach, fused=fused,
-             capturable=capturable, cache=cache)
+    dispatch(
+        "adabayes",
+        tensors,
+        list(state_steps),
+        const,
+        maximize=maximize,
+        foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        cache=cache,
+    )
 
 
 def adabayes_fp_step(
@@ -359,11 +372,24 @@ def adabayes_fp_step(
     ``p <- (1 - cλ) p + c σ²_post ⟨g⟩`` (Eq. 19). Arguments as in :func:`adabayes_step` (start ``exp_avg_sqs`` at 0).
     """
     hp = hyperparameters(
-        lr=lr, eta=lr if eta is None else eta, lr_sgd=lr_sgd, batch_size=batch_size, betas=(beta1, beta2),
+        lr=lr,
+        eta=lr if eta is None else eta,
+        lr_sgd=lr_sgd,
+        batch_size=batch_size,
+        betas=(beta1, beta2),
         weight_decay=weight_decay,
     )
     check_flags(foreach=foreach, fused=fused, capturable=capturable, maximize=maximize)
     tensors = FPTensors(list(params), list(grads), list(exp_avgs), list(exp_avg_sqs))
     _check_lists(tensors, FPTensors._fields, list(state_steps))
-    dispatch("adabayes_fp", tensors, list(state_steps), adabayes_fp_constants(hp), maximize=maximize,
-             foreach=foreach, fused=fused, capturable=capturable, cache=cache)
+    dispatch(
+        "adabayes_fp",
+        tensors,
+        list(state_steps),
+        adabayes_fp_constants(hp),
+        maximize=maximize,
+        foreach=foreach,
+        fused=fused,
+        capturable=capturable,
+        cache=cache,
+    )

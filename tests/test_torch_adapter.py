@@ -18,7 +18,7 @@ from filtering import fixed_point, rules  # noqa: E402
 from filtering import torch_functional as TF  # noqa: E402
 from filtering.torch_adapter import AdaBayes, AdaBayesFP, LearningRateRecorder, _approx_precision  # noqa: E402
 
-PATHS = ("single", "foreach")
+PATHS = ("single", "foreach", "capturable")
 _needs_cxx = pytest.mark.skipif(
     shutil.which("g++") is None and shutil.which("c++") is None, reason="fused=True on CPU needs a C++ compiler"
 )
@@ -27,7 +27,12 @@ ALL_PATHS = (*PATHS, pytest.param("fused", marks=[pytest.mark.slow, _needs_cxx])
 
 
 def _path_kwargs(path: str) -> dict[str, bool]:
-    return {"single": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}[path]
+    return {
+        "single": {"foreach": False},
+        "foreach": {"foreach": True},
+        "capturable": {"capturable": True},
+        "fused": {"fused": True},
+    }[path]
 
 
 def _gradient_sequence(rng: np.random.Generator, steps: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -66,12 +71,15 @@ def test_float64_trajectories_equal_numpy_rules(algo: str, path: str) -> None:
     ]
     if algo == "fp":
         opt = AdaBayesFP(groups, batch_size=1, betas=betas, **_path_kwargs(path))
-        refs = [rules.adabayes_fp(lr, lr_sgd, batch_size=b, betas=betas, weight_decay=wd)
-                for lr, lr_sgd, b, wd, _ in GROUPS]
+        refs = [
+            rules.adabayes_fp(lr, lr_sgd, batch_size=b, betas=betas, weight_decay=wd) for lr, lr_sgd, b, wd, _ in GROUPS
+        ]
     else:
         opt = AdaBayes(groups, batch_size=1, betas=betas, predict=algo, **_path_kwargs(path))
-        refs = [rules.adabayes(lr, lr_sgd, batch_size=b, betas=betas, weight_decay=wd, predict=algo)
-                for lr, lr_sgd, b, wd, _ in GROUPS]
+        refs = [
+            rules.adabayes(lr, lr_sgd, batch_size=b, betas=betas, weight_decay=wd, predict=algo)
+            for lr, lr_sgd, b, wd, _ in GROUPS
+        ]
     np_params = [p.copy() for p in params0]
     np_states = [r.init(p) for r, p in zip(refs, params0, strict=True)]
     for t in range(steps):
@@ -216,8 +224,7 @@ def test_adabayes_scheduled_lr_matches_inline_reference(predict: str, path: str)
     grads = _gradient_sequence(rng, steps, (n,))
     x = rng.standard_normal(n)
     p = torch.tensor(x, requires_grad=True)
-    opt = AdaBayes([p], eta, lr_sgd, batch_size=b, betas=betas, weight_decay=lam, predict=predict,
-                   **_path_kwargs(path))
+    opt = AdaBayes([p], eta, lr_sgd, batch_size=b, betas=betas, weight_decay=lam, predict=predict, **_path_kwargs(path))
     ref = rules.adabayes(eta, lr_sgd, batch_size=b, betas=betas, weight_decay=lam, predict=predict)
     state = ref.init(x)
     sigma2 = lr_sgd / b
@@ -406,8 +413,10 @@ def test_loading_the_other_optimizers_state_dict_raises_value_error() -> None:
 @pytest.mark.parametrize("cls", [AdaBayes, AdaBayesFP])
 def test_foreach_equals_single_tensor_bitwise(cls: type, dtype: torch.dtype) -> None:
     models = [_model(dtype), _model(dtype)]
-    opts = [cls(models[0].parameters(), batch_size=10, weight_decay=1e-3, foreach=False),
-            cls(models[1].parameters(), batch_size=10, weight_decay=1e-3, foreach=True)]
+    opts = [
+        cls(models[0].parameters(), batch_size=10, weight_decay=1e-3, foreach=False),
+        cls(models[1].parameters(), batch_size=10, weight_decay=1e-3, foreach=True),
+    ]
     for m, o in zip(models, opts, strict=True):
         _train(m, o, 8, seed=3)
     for x, y in zip(models[0].parameters(), models[1].parameters(), strict=True):

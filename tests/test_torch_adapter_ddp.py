@@ -30,8 +30,10 @@ def _model() -> torch.nn.Module:
 
 def _data(step: int) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(100 + step)
-    return (torch.randn(GLOBAL_BATCH, 4, generator=gen, dtype=torch.float64),
-            torch.randn(GLOBAL_BATCH, 2, generator=gen, dtype=torch.float64))
+    return (
+        torch.randn(GLOBAL_BATCH, 4, generator=gen, dtype=torch.float64),
+        torch.randn(GLOBAL_BATCH, 2, generator=gen, dtype=torch.float64),
+    )
 
 
 def _make_opt(name: str, params) -> torch.optim.Optimizer:
@@ -43,7 +45,7 @@ def _train(model: torch.nn.Module, opt: torch.optim.Optimizer, rank: int | None)
     for step in range(STEPS):
         x, y = _data(step)
         if rank is not None:  # this rank's shard
-            x, y = x[rank * PER_RANK:(rank + 1) * PER_RANK], y[rank * PER_RANK:(rank + 1) * PER_RANK]
+            x, y = x[rank * PER_RANK : (rank + 1) * PER_RANK], y[rank * PER_RANK : (rank + 1) * PER_RANK]
         opt.zero_grad()
         torch.nn.functional.mse_loss(model(x), y).backward()
         opt.step()

@@ -24,8 +24,9 @@ def _run(cls: type, device: str, dtype: torch.dtype, steps: int = 5, **kw) -> li
     gen = torch.Generator().manual_seed(0)
     shapes = [(33, 7), (5,), (4, 3, 3, 3)]
     params = [torch.randn(s, generator=gen, dtype=torch.float64).to(device, dtype).requires_grad_() for s in shapes]
-    grads = [[torch.randn(s, generator=gen, dtype=torch.float64).to(device, dtype) for s in shapes]
-             for _ in range(steps)]
+    grads = [
+        [torch.randn(s, generator=gen, dtype=torch.float64).to(device, dtype) for s in shapes] for _ in range(steps)
+    ]
     opt = cls(params, lr=2e-3, lr_sgd=0.3, batch_size=16, weight_decay=1e-3, **kw)
     for gs in grads:
         for p, g in zip(params, gs, strict=True):

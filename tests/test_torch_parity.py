@@ -93,8 +93,10 @@ def test_capturable_on_cpu_runs_and_equals_the_default(cls: type, dtype: torch.d
     """capturable computes the step's scalars from the step tensors (no .item()); on CPU it must equal the default
     path: float64 to rounding (1e-12), float32 to 1e-6 (bias corrections in float64 vs Python floats)."""
     models = [_model(dtype), _model(dtype)]
-    opts = [cls(models[0].parameters(), batch_size=10, weight_decay=1e-3, capturable=True),
-            cls(models[1].parameters(), batch_size=10, weight_decay=1e-3)]
+    opts = [
+        cls(models[0].parameters(), batch_size=10, weight_decay=1e-3, capturable=True),
+        cls(models[1].parameters(), batch_size=10, weight_decay=1e-3),
+    ]
     for m, o in zip(models, opts, strict=True):
         _train(m, o.step, 6, seed=2, opt=o)
     rtol = 1e-12 if dtype == torch.float64 else 1e-6
@@ -330,8 +332,9 @@ def test_functional_api_validates_its_arguments() -> None:
     with pytest.raises(ValueError, match="smooth_g2"):
         TF.adabayes_step([p], [g], *state, smooth_g2=True, **kw)
     with pytest.raises(ValueError, match="capturable"):
-        TF.adabayes_fp_step([p], [g], state[0], [torch.zeros(3)], state[2], beta2=0.99, fused=True, capturable=True,
-                            **kw)
+        TF.adabayes_fp_step(
+            [p], [g], state[0], [torch.zeros(3)], state[2], beta2=0.99, fused=True, capturable=True, **kw
+        )
     TF.adabayes_step([p], [g], *state, **kw)
     assert state[2][0].item() == 1.0
 
