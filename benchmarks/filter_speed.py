@@ -8,8 +8,17 @@ the outputs are checked against each other before any number is printed. Both fi
 preallocated (T, N) outputs (``out=``) and allocating fresh ones (page faults included); the headline ratio
 compares the plain loop's faster mode with ours' faster mode, and the same-mode ratios are printed too.
 
+The likelihood kernel (:mod:`filtering.likelihood`, a sibling of the filter's kernel that also accumulates the
+log-likelihood of Eqs. 12, 16a) and the streaming mode (:mod:`filtering.streaming`: no (T, N) outputs, running
+averages instead) are timed against ``kalman_filter`` on the same data, interleaved (ours, anchor, ours, ...)
+and compared by their fastest runs, which is what survives a loaded machine best. ``--big-stream`` also runs
+the streaming filter over 1e6 parameters x 1000 steps in a child process, drawing the gradients chunk by chunk
+inside the run, and reports the child's peak resident memory and its time per filter-step against
+``kalman_filter`` timed in the same child.
+
 Run:  python benchmarks/filter_speed.py            (N = 1e5, T = 1000, float64, time-varying h)
       python benchmarks/filter_speed.py --n 20000 --steps 200   (a quick look)
+      python benchmarks/filter_speed.py --big-stream           (adds the 1e6 x 1000 streaming run)
 """
 
 from __future__ import annotations
@@ -18,7 +27,10 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -26,8 +38,10 @@ import numba
 import numpy as np
 import simdkalman.primitives as sk
 
+from filtering import likelihood as lik
 from filtering import ou
 from filtering import state_space as ss
+from filtering.streaming import StreamingFilter
 
 ETA, SIGMA2 = 1e-3, 1e-3
 
@@ -48,6 +62,122 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _interleaved_min(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Fastest of ``repeats`` runs of each function, the functions taking turns (after one warm-up each)."""
+    for fn in fns:
+        fn()
+    best = [float("inf")] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    return best
+
+
+def _likelihood_ratios(g: np.ndarray, h: np.ndarray, buffers: tuple[np.ndarray, np.ndarray], repeats: int) -> dict:
+    """Per filter-step time of the likelihood kernel and of the streaming mode over kalman_filter's, same data."""
+    a, q = (float(x) for x in ou.transition(ETA, SIGMA2))
+    n = g.shape[1]
+
+    def anchor() -> None:
+        ss.kalman_filter(g, h, ETA, SIGMA2, out=buffers)
+
+    def loglik_keep() -> None:  # writes the same (T, N) moments as the anchor, plus the log-likelihood
+        lik.advance(lik.start_state(a, q, 0.0, SIGMA2, n=n), g, h, has_mu=False, out=buffers)
+
+    def loglik_only() -> None:
+        lik.advance(lik.start_state(a, q, 0.0, SIGMA2, n=n), g, h, has_mu=False)
+
+    def streaming() -> None:  # chunks of 64 steps, running averages, log-likelihood, final state
+        sf = StreamingFilter(n, ETA, SIGMA2)
+        for t0 in range(0, g.shape[0], 64):
+            sf.update(g[t0 : t0 + 64], h[t0 : t0 + 64])
+
+    # the results agree before anything is timed
+    full = lik.kalman_loglik(g, h, ETA, SIGMA2, keep="float64")
+    ref = ss.kalman_filter(g, h, ETA, SIGMA2)
+    assert np.array_equal(full.filtered.var_post, ref.var_post) and np.array_equal(
+        full.filtered.mean_post, ref.mean_post
+    )
+    sf = StreamingFilter(n, ETA, SIGMA2)
+    for t0 in range(0, g.shape[0], 64):
+        sf.update(g[t0 : t0 + 64], h[t0 : t0 + 64])
+    assert np.array_equal(sf.result().loglik, full.loglik)
+    t_anchor, t_keep, t_only, t_stream = _interleaved_min([anchor, loglik_keep, loglik_only, streaming], repeats)
+    return {
+        "loglik_kernel_over_kalman_filter": t_keep / t_anchor,
+        "loglik_only_over_kalman_filter": t_only / t_anchor,
+        "streaming_over_kalman_filter": t_stream / t_anchor,
+        "anchor_interleaved_min_s": t_anchor,
+    }
+
+
+def _anchor_ns_per_step(steps: int, n: int, seed: int) -> float:
+    """kalman_filter's fastest time per filter-step (preallocated outputs) on a problem that fits in memory."""
+    g, h = _problem(steps, n, seed)
+    bufs = (np.empty_like(g), np.empty_like(g))
+    return _interleaved_min([lambda: ss.kalman_filter(g, h, ETA, SIGMA2, out=bufs)], 5)[0] * 1e9 / g.size
+
+
+def _big_stream_child(n: int, steps: int, chunk: int, seed: int) -> dict:
+    """In a fresh process: kalman_filter per step (1e5 x 100, same process), then the streaming filter over
+    n x steps with gradients drawn chunk by chunk into three reused buffers; peak RSS at the end."""
+    rng = np.random.default_rng(seed)
+    anchor_ns = _anchor_ns_per_step(100, 100_000, seed + 1)
+    warm = StreamingFilter(2 * lik.BLOCK, ETA, SIGMA2)  # compile (or load) the threaded kernel before timing
+    warm.update(np.ones((2, 2 * lik.BLOCK)), 1.0)
+    sf = StreamingFilter(n, ETA, SIGMA2)
+    g, h, root = np.empty((chunk, n)), np.empty((chunk, n)), np.empty((chunk, n))
+    kernel_s = draw_s = 0.0
+    for t0 in range(0, steps, chunk):
+        rows = min(chunk, steps - t0)
+        start = time.perf_counter()
+        rng.random(out=h[:rows])  # h = 10^U(-2, 2), g ~ N(0, h), as _problem draws them
+        h[:rows] *= 4.0 * np.log(10.0)
+        h[:rows] -= 2.0 * np.log(10.0)
+        np.exp(h[:rows], out=h[:rows])
+        rng.standard_normal(out=g[:rows])
+        np.sqrt(h[:rows], out=root[:rows])
+        g[:rows] *= root[:rows]
+        mid = time.perf_counter()
+        sf.update(g[:rows], h[:rows])
+        kernel_s += time.perf_counter() - mid
+        draw_s += mid - start
+    res = sf.result()
+    assert np.isfinite(res.loglik).all()
+    peak_kib = _peak_rss_kib()
+    stream_ns = kernel_s * 1e9 / (n * steps)
+    return {
+        "big_stream_problem": f"N={n} x T={steps}, chunks of {chunk} steps drawn inside the run",
+        "big_stream_peak_rss_mib": peak_kib / 1024,
+        "big_stream_kernel_s": kernel_s,
+        "big_stream_draw_s": draw_s,
+        "big_stream_ns_per_filter_step": stream_ns,
+        "big_stream_anchor_ns_per_filter_step": anchor_ns,
+        "big_stream_over_kalman_filter": stream_ns / anchor_ns,
+    }
+
+
+def _peak_rss_kib() -> int:
+    """This process's peak resident memory: VmHWM from /proc (getrusage's ru_maxrss survives exec, so a child
+    started by a large parent would report the parent's peak); ru_maxrss where /proc is missing."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _big_stream(n: int, steps: int, chunk: int) -> dict:
+    cmd = [sys.executable, __file__, "--big-stream-child", str(n), str(steps), str(chunk)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _simdkalman_filter(g: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--simd-steps", type=int, default=200, help="time steps for the simdkalman anchor")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--big-stream", action="store_true", help="also stream 1e6 params x 1000 steps (child)")
+    parser.add_argument("--big-n", type=int, default=1_000_000, help="parameters of the big streaming run")
+    parser.add_argument("--big-steps", type=int, default=1000, help="steps of the big streaming run")
+    parser.add_argument("--big-chunk", type=int, default=16, help="steps per drawn chunk in the big run")
+    parser.add_argument("--big-stream-child", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.big_stream_child:
+        print(json.dumps(_big_stream_child(*args.big_stream_child, seed=2)))
+        return 0
 
     g, h = _problem(args.steps, args.n, 0)
     ours = ss.kalman_filter(g, h, ETA, SIGMA2)
@@ -97,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     t_plain = _median_seconds(lambda: ss.kalman_filter_reference(g, h, ETA, SIGMA2, out=buffers), args.repeats)
     t_floor = _median_seconds(lambda: _copy_floor(g, h, *buffers), args.repeats)
     # end to end: each call allocates its (T, N) outputs (page faults included)
+    likelihood = _likelihood_ratios(g, h, buffers, args.repeats)
     del ours, mean_ref, var_ref
     t_ours_alloc = _median_seconds(lambda: ss.kalman_filter(g, h, ETA, SIGMA2), args.repeats)
     t_plain_alloc = _median_seconds(lambda: ss.kalman_filter_reference(g, h, ETA, SIGMA2), args.repeats)
@@ -135,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         "speedup_vs_simdkalman_same_problem": t_simd_small / t_ours_small,
         "max_rel_diff_vs_plain": err_plain,  # means (relative to their max) and variances
         "max_rel_diff_vs_simdkalman": err_simd,
+        **likelihood,
+        "load_average_1min": os.getloadavg()[0],
     }
+    if args.big_stream:
+        result.update(_big_stream(args.big_n, args.big_steps, args.big_chunk))
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")

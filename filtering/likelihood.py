@@ -58,6 +58,8 @@ __all__ = [
     "LikelihoodResult",
     "advance",
     "ar1_loglik",
+    "ar2_loglik",
+    "ar2_run",
     "joint_loglik",
     "kalman_loglik",
     "loglik_from_moments",
@@ -90,7 +92,7 @@ def _innovation(obs, h, mean_prior, has_mu):  # pragma: no cover
 
 @_inline
 def _row(
-    obs, ht, ab, a2b, qb, rinv, m, v, quad, prod, sbuf, m_out, v_out, sums, lo, has_mu, store, accumulate
+    obs, ht, ab, a2b, qb, rinv, m, v, quad, prod, sbuf, m_out, v_out, s_mean, s_var, s_obs2, has_mu, store, accumulate
 ):  # pragma: no cover
     """One time step for one block of parameters; returns (bad inputs, factors outside the safe range)."""
     bad = np.int64(0)
@@ -114,15 +116,15 @@ def _row(
         if store:
             m_out[j], v_out[j] = m_new, v_new
         if accumulate:
-            sums[0, lo + j] += m_new
-            sums[1, lo + j] += v_new
-            sums[2, lo + j] += obs[j] * obs[j]
+            s_mean[j] += m_new
+            s_var[j] += v_new
+            s_obs2[j] += obs[j] * obs[j]
     return bad, outside
 
 
 @_inline
 def _first_row(
-    obs, ht, ab, a2b, qb, rinv, m, v, quad, logdet, m_out, v_out, sums, lo, has_mu, store, accumulate
+    obs, ht, ab, a2b, qb, rinv, m, v, quad, logdet, m_out, v_out, s_mean, s_var, s_obs2, has_mu, store, accumulate
 ):  # pragma: no cover
     """The step from the t = -1 posterior: logged factor by factor, exact diffuse where σ²_prior is infinite."""
     bad = np.int64(0)
@@ -145,9 +147,9 @@ def _first_row(
         if store:
             m_out[j], v_out[j] = m_new, v_new
         if accumulate:
-            sums[0, lo + j] += m_new
-            sums[1, lo + j] += v_new
-            sums[2, lo + j] += obs[j] * obs[j]
+            s_mean[j] += m_new
+            s_var[j] += v_new
+            s_obs2[j] += obs[j] * obs[j]
     return bad
 
 
@@ -174,54 +176,24 @@ def _block(
     ab, qb, rb = a[lo:hi], q[lo:hi], rinv[lo:hi]
     a2b = ab * ab
     mb, vb, qd, ld, pr = m[lo:hi], v[lo:hi], quad[lo:hi], logdet[lo:hi], prod[lo:hi]
+    s_mean, s_var, s_obs2 = sums[0, lo:hi], sums[1, lo:hi], sums[2, lo:hi]  # (3, 1) placeholder when unused
     sbuf = np.empty(hi - lo)
     h_rows = h.shape[0]
     bad = np.int64(0)
     start = 0
     if t0 == 0:
         bad += _first_row(
-            obs[0, lo:hi],
-            h[0, lo:hi],
-            ab,
-            a2b,
-            qb,
-            rb,
-            mb,
-            vb,
-            qd,
-            ld,
-            m_out[0, lo:hi],
-            v_out[0, lo:hi],
-            sums,
-            lo,
-            has_mu,
-            store,
-            accumulate,
-        )
+            obs[0, lo:hi], h[0, lo:hi], ab, a2b, qb, rb, mb, vb, qd, ld, m_out[0, lo:hi], v_out[0, lo:hi],
+            s_mean, s_var, s_obs2, has_mu, store, accumulate,
+        )  # fmt: skip
         start = 1
     for t in range(start, obs.shape[0]):
         th = t if h_rows > 1 else 0
         to = t if store else 0
         nbad, outside = _row(
-            obs[t, lo:hi],
-            h[th, lo:hi],
-            ab,
-            a2b,
-            qb,
-            rb,
-            mb,
-            vb,
-            qd,
-            pr,
-            sbuf,
-            m_out[to, lo:hi],
-            v_out[to, lo:hi],
-            sums,
-            lo,
-            has_mu,
-            store,
-            accumulate,
-        )
+            obs[t, lo:hi], h[th, lo:hi], ab, a2b, qb, rb, mb, vb, qd, pr, sbuf, m_out[to, lo:hi], v_out[to, lo:hi],
+            s_mean, s_var, s_obs2, has_mu, store, accumulate,
+        )  # fmt: skip
         bad += nbad
         if outside:
             _log_outside(sbuf, ld)
@@ -731,3 +703,142 @@ def joint_loglik(
     z = np.linalg.solve(chol, e[..., None])[..., 0]
     logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum()
     return float(-0.5 * (steps * n * _LOG_2PI + logdet + np.sum(z * z))), res
+
+
+# --------------------------------------------------------------------------------------------------------------
+# a second-order latent: AR(2) / integrated AR(1), the alternatives to Eq. 14 that prior comparisons need
+
+
+def _ar2_loops(obs, h, phi1, phi2, q, r, mean0, var0, burn, loglik):  # pragma: no cover
+    # state (w(t), w(t-1)), transition [[phi1, phi2], [1, 0]], noise diag(q, 0); observation y = h w(t) + N(0, r h)
+    n = obs.shape[1]
+    n_blocks = (n + BLOCK - 1) // BLOCK
+    bad = np.zeros(n_blocks, dtype=np.int64)
+    for b in numba.prange(n_blocks):
+        lo = b * BLOCK
+        hi = min(lo + BLOCK, n)
+        bad[b] = _ar2_block(obs, h, lo, hi, phi1, phi2, q, r, mean0, var0, burn, loglik)
+    return bad.sum()
+
+
+@_inline
+def _ar2_block(obs, h, lo, hi, phi1, phi2, q, r, mean0, var0, burn, loglik):  # pragma: no cover
+    width = hi - lo
+    m1, m2 = mean0[lo:hi].copy(), mean0[lo:hi].copy()
+    p11, p12, p22 = var0[lo:hi].copy(), np.zeros(width), var0[lo:hi].copy()
+    acc = np.zeros(width)
+    bad = np.int64(0)
+    for t in range(obs.shape[0]):
+        th = t if h.shape[0] > 1 else 0
+        for j in range(width):
+            f1, f2, hj, y = phi1[lo + j], phi2[lo + j], h[th, lo + j], obs[t, lo + j]
+            bad += 1 - np.int64(hj > 0.0) + 1 - np.int64(abs(y) < np.inf)
+            mp1 = f1 * m1[j] + f2 * m2[j]  # Eq. 17a (matrix form)
+            mp2 = m1[j]
+            pp11 = f1 * f1 * p11[j] + 2.0 * f1 * f2 * p12[j] + f2 * f2 * p22[j] + q[lo + j]  # Eq. 17b (matrix form)
+            pp12 = f1 * p11[j] + f2 * p12[j]
+            pp22 = p11[j]
+            e = y - hj * mp1  # Eq. 41's innovation
+            s = hj * hj * pp11 + r[lo + j] * hj  # Eqs. 12, 16a
+            k1, k2 = pp11 * hj / s, pp12 * hj / s  # Eqs. 18a, 41 (matrix form): gain Σ_prior Hᵀ S⁻¹
+            m1[j], m2[j] = mp1 + k1 * e, mp2 + k2 * e
+            keep = 1.0 - k1 * hj
+            p11[j], p12[j], p22[j] = pp11 * keep, pp12 * keep, pp22 - k2 * hj * pp12
+            if t >= burn:
+                acc[j] += -0.5 * (_LOG_2PI + math.log(s) + e * e / s)
+    loglik[lo:hi] = acc
+    return bad
+
+
+_AR2_KERNEL = numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")(_ar2_loops)
+
+
+def ar2_run(
+    obs: np.ndarray,
+    h: np.ndarray,
+    phi1: np.ndarray,
+    phi2: np.ndarray,
+    q: np.ndarray,
+    noise_scale: np.ndarray,
+    mean0: np.ndarray,
+    var0: np.ndarray,
+    burn: int,
+) -> np.ndarray:
+    """The compiled second-order filter on prepared inputs (no argument checks; see :func:`ar2_loglik`).
+
+    ``obs`` (T, N) pseudo-observations and ``h`` (T, N) or (1, N), C-contiguous float64; the six parameter
+    arrays of shape (N,); returns the log-likelihood of steps ``burn..T-1``, shape (N,).
+    """
+    out = np.empty(obs.shape[1])
+    f1, f2, qq, r, m0, v0 = (
+        np.ascontiguousarray(x, dtype=np.float64) for x in (phi1, phi2, q, noise_scale, mean0, var0)
+    )
+    bad = _AR2_KERNEL(obs, h, f1, f2, qq, r, m0, v0, int(burn), out)
+    if bad:
+        raise ValueError(f"h must be > 0 and g finite everywhere ({int(bad)} entries are not)")
+    return out
+
+
+def ar2_loglik(
+    g: ArrayLike,
+    h: ArrayLike,
+    phi1: ArrayLike,
+    phi2: ArrayLike,
+    q: ArrayLike,
+    *,
+    mu: ArrayLike | None = None,
+    noise_scale: ArrayLike = 1.0,
+    mean0: ArrayLike = 0.0,
+    var0: ArrayLike,
+    burn: int = 0,
+) -> np.ndarray:
+    """Log-likelihood of gradient streams whose latent is second order: ``w(t+1) = φ1 w(t) + φ2 w(t-1) + N(0, q)``.
+
+    The observation model is Eq. 12's (``g ~ N(h (w - μ), r h)``); the filter is the matrix form of Eqs. 17, 18a,
+    41 on the state (w(t), w(t-1)), started from independent ``w(-1), w(-2) ~ N(mean0, var0)``. ``φ2 = 0`` is
+    the OU prior (AR(1), Eq. 14, with ``a = φ1``); ``φ1 = 1 + ρ, φ2 = -ρ`` is an integrated AR(1): increments
+    that are themselves autocorrelated (a smoothly drifting optimum), with the random walk at ρ = 0.
+
+    Parameters
+    ----------
+    g : array_like, shape (T, ...)
+    h : array_like, broadcastable to (T, ...)
+        Curvature > 0.
+    phi1, phi2, q : array_like, broadcastable to (...)
+        AR coefficients (finite) and innovation variance (>= 0).
+    mu : array_like, optional
+        Evaluation points (``None``: μ = 0, i.e. ``g`` are the pseudo-observations ``y``).
+    noise_scale : array_like
+        r > 0.
+    mean0, var0 : array_like
+        Prior mean and finite variance (> 0) of w(-1) and of w(-2).
+    burn : int
+        Leave the first ``burn`` steps out of the sum.
+
+    Returns
+    -------
+    ndarray, shape (...)
+    """
+    g_arr = check_array("g", g, allow_inf=True)
+    if g_arr.ndim < 1 or g_arr.shape[0] < 1:
+        raise ValueError("g must have shape (T, ...) with T >= 1")
+    steps, shape = g_arr.shape[0], g_arr.shape[1:]
+    n = int(np.prod(shape, dtype=np.int64))
+    burn = check_int("burn", burn, lower=0, upper=steps)
+    obs, h_rows = _observations(g_arr, check_array("h", h, allow_inf=True), 0.0 if mu is None else mu)
+
+    def flat(name: str, x: ArrayLike, lower: float | None = None, allow_equal: bool = False) -> np.ndarray:
+        return np.broadcast_to(check_array(name, x, lower=lower, allow_equal=allow_equal), shape).reshape(n)
+
+    out = ar2_run(
+        obs.reshape(steps, n),
+        h_rows.reshape(h_rows.shape[0], n),
+        flat("phi1", phi1),
+        flat("phi2", phi2),
+        flat("q", q, 0.0, True),
+        flat("noise_scale", noise_scale, 0.0),
+        flat("mean0", mean0),
+        flat("var0", var0, 0.0),
+        burn,
+    )
+    return out.reshape(shape)

@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike
 
 from .likelihood import FilterState, advance, start_state
 from .ou import broadcast_transition
-from .validation import check_array, check_choice
+from .validation import ArgumentTypeError, check_array, check_choice
 
 __all__ = ["StreamingFilter", "StreamingResult", "stream_filter"]
 
@@ -134,7 +134,7 @@ class StreamingFilter:
             Where the gradients were taken; ``None`` (the paper's setting) at this filter's own μ_prior. Every
             chunk of one run must make the same choice.
         """
-        g_arr = check_array("g", g, allow_inf=True)
+        g_arr = _real_array("g", g)  # values are checked by the kernel, in the same pass as the filter
         if g_arr.shape == self.shape:
             g_arr = g_arr[None]
         if g_arr.shape[1:] != self.shape or g_arr.shape[0] < 1:
@@ -147,7 +147,7 @@ class StreamingFilter:
             raise ValueError("mu must be given for every chunk of a run or for none")
         steps = g_arr.shape[0]
         flat_g = np.ascontiguousarray(g_arr).reshape(steps, self.n)
-        h_arr = check_array("h", h, allow_inf=True)
+        h_arr = _real_array("h", h)
         if h_arr.ndim <= len(self.shape):
             h_rows = np.ascontiguousarray(np.broadcast_to(h_arr, self.shape)).reshape(1, self.n)
         else:
@@ -181,6 +181,14 @@ class StreamingFilter:
             g2_avg=out(g2 / st.steps),
             steps=st.steps,
         )
+
+
+def _real_array(name: str, x: ArrayLike) -> np.ndarray:
+    """``x`` as float64 without a pass over its values (a bool, complex or string dtype is a TypeError)."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iuf":
+        raise ArgumentTypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
 
 
 def stream_filter(

@@ -8,6 +8,7 @@ import pytest
 import simdkalman
 import simdkalman.primitives as sk
 from pykalman import KalmanFilter as PykalmanKalmanFilter
+from pykalman import standard as pks
 from scipy.stats import multivariate_normal
 
 from filtering import kalman_step as ks
@@ -319,3 +320,45 @@ def test_joint_loglik_rejects_singular_curvature():
     g = np.ones((5, 2))
     with pytest.raises(ValueError, match="positive definite"):
         lik.joint_loglik(g, np.diag([1.0, 0.0]), 0.05, 0.1, var0=np.full(2, 0.1))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# second-order latent (AR(2) / integrated AR(1))
+
+
+def test_ar2_loglik_matches_pykalman_two_state_filter():
+    rng = np.random.default_rng(16)
+    steps, n = 50, 4
+    h = 10.0 ** rng.uniform(-1, 1, size=(steps, n))
+    g = rng.standard_normal((steps, n)) * 2
+    phi1, phi2, q, r, m0, v0 = 1.3, -0.4, 0.05, 0.8, 0.2, 0.5
+    ours = lik.ar2_loglik(g, h, phi1, phi2, q, noise_scale=r, mean0=m0, var0=v0, burn=3)
+    f = np.array([[phi1, phi2], [1.0, 0.0]])
+    for i in range(n):
+        z = np.zeros((steps, 1, 2))
+        z[:, 0, 0] = np.sqrt(h[:, i])
+        # pykalman's filter and per-step log-likelihoods (its initial state is the t = 0 prior, Eq. 17)
+        y = g[:, i : i + 1] / np.sqrt(h[:, i : i + 1])  # = sqrt(h) w + N(0, r); Jacobian -½ log h
+        pred_m, pred_c, _, _, _ = pks._filter(
+            f, z, np.diag([q, 0.0]), np.array([[r]]), np.zeros(2), np.zeros(1), f @ np.array([m0, m0]),
+            f @ np.diag([v0, v0]) @ f.T + np.diag([q, 0.0]), y,
+        )  # fmt: skip
+        per_step = pks._loglikelihoods(z, np.zeros(1), np.array([[r]]), pred_m, pred_c, y)
+        theirs = per_step[3:].sum() - 0.5 * np.log(h[3:, i]).sum()
+        assert abs(ours[i] / theirs - 1) <= 1e-10
+
+
+def test_ar2_nests_ou_and_integrated_ar1_nests_random_walk():
+    sim = _problem(17)
+    a, q = (float(x) for x in ou.transition(ETA, SIGMA2))
+    first = lik.ar1_loglik(sim.g, sim.h, a, q, mu=sim.mu, mean0=0.1, var0=0.3, burn=2)
+    second = lik.ar2_loglik(sim.g, sim.h, a, 0.0, q, mu=sim.mu, mean0=0.1, var0=0.3, burn=2)
+    assert _rel(second, first.loglik) <= 1e-11
+    rw = lik.ar1_loglik(sim.g, sim.h, 1.0, 0.02, mu=sim.mu, var0=0.3)
+    iar = lik.ar2_loglik(sim.g, sim.h, 1.0 + 0.0, -0.0, 0.02, mu=sim.mu, var0=0.3)
+    assert _rel(iar, rw.loglik) <= 1e-11
+
+
+def test_ar2_rejects_bad_curvature():
+    with pytest.raises(ValueError, match="h must be > 0"):
+        lik.ar2_loglik(np.ones((5, 2)), np.array([1.0, 0.0]), 0.5, 0.1, 0.1, var0=1.0)
