@@ -31,9 +31,11 @@ class LearningRateRecorder:
     Parameters
     ----------
     optimizer : AdaBayes or AdaBayesFP
-        The optimiser to watch. Tensors are indexed in the order of ``optimizer.param_groups`` at construction;
-        each tensor's hyperparameters are read from the group that holds it *when recording*, so changes by a
-        scheduler and group dicts replaced by ``optimizer.load_state_dict`` are seen.
+        The optimiser to watch; the recorder uses only its public ``param_groups``, ``register_step_post_hook``
+        and ``readout(p, index)`` (:class:`filtering.torch_adapter.Readout`), so any optimiser offering those
+        works. Tensors are indexed in the order of ``optimizer.param_groups`` at construction; each tensor's
+        read-out uses the group that holds it *when recording*, so changes by a scheduler and group dicts
+        replaced by ``optimizer.load_state_dict`` are seen.
     every : int
         Record after every ``every``-th step (>= 1).
     entries_per_tensor : int
