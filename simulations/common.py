@@ -33,13 +33,19 @@ __all__ = [
 DEFAULT_DATA = "results/data"
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--out DIR``, ``--seed S``, ``--quick`` and ``--no-progress``, shared by every experiment."""
+def add_common_arguments(parser: argparse.ArgumentParser, default_out: str = DEFAULT_DATA) -> None:
+    """``--out DIR``, ``--seed S``, ``--quick`` and ``--no-progress``, shared by every experiment.
+
+    ``default_out`` should stay :data:`DEFAULT_DATA` for an experiment whose outputs ``slopes`` or ``figures``
+    read, so that the commands find each other's files without options.
+    """
+    where = (
+        ", the data folder of 'adabayes reproduce --out results', where 'adabayes slopes' and 'adabayes figures' look"
+        if default_out == DEFAULT_DATA
+        else ""
+    )
     parser.add_argument(
-        "--out",
-        default=DEFAULT_DATA,
-        help="data folder for the npz/json outputs (default: %(default)s, the data folder of "
-        "'adabayes reproduce --out results', where 'adabayes slopes' and 'adabayes figures' look)",
+        "--out", default=default_out, help=f"data folder for the npz/json outputs (default: %(default)s{where})"
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="small sizes for CI (seconds)")
