@@ -335,7 +335,8 @@ def run_task(
     -------
     list of dict
         One row per epoch: ``epoch``, ``lr``, ``train_loss``, ``train_error``, ``val_loss``, ``val_error``,
-        ``test_loss``, ``test_error`` (errors as fractions), ``time_s`` and ``diverged`` where it happened.
+        ``test_loss``, ``test_error`` (errors as fractions), ``time_s`` (wall seconds of the epoch), ``cpu_s``
+        (CPU seconds of the run so far, all threads of this process) and ``diverged`` where it happened.
     """
     import torch
 
@@ -345,8 +346,11 @@ def run_task(
         from .loop import train as loop_train
 
         train = loop_train
+    import time
+
     data = load_task_data(spec.task)
     val: dict[str, torch.Tensor] = {}
+    cpu0 = time.process_time()
 
     def validate(epoch: int, model: Any, optimizer: Any, row: dict[str, Any]) -> None:
         del epoch, optimizer
@@ -357,6 +361,7 @@ def run_task(
         loss, error = evaluate(model, val["x"], val["y"])
         row["val_loss"] = loss if math.isfinite(loss) else math.nan
         row["val_error"] = error
+        row["cpu_s"] = time.process_time() - cpu0  # this process's CPU time since the run began
         if on_epoch is not None:
             on_epoch(row)
 
