@@ -43,7 +43,8 @@ def broadcast_transition(
 
     The filters' entry point to :func:`transition`: ``eta`` must be finite and > 0, ``sigma2`` in (0, inf], both
     broadcastable to ``shape``, and with ``predict="paper"`` the OU step must be stable (η² < 2σ², Eq. 14) unless
-    ``check_stable=False`` (for a caller that replaces ``a`` by its own transition).
+    ``check_stable=False`` (for a caller that replaces ``a`` by its own transition). ``predict`` is checked by
+    :func:`transition`.
 
     Raises
     ------
@@ -52,7 +53,6 @@ def broadcast_transition(
     ValueError
         A value out of range, an unstable OU step, or an unknown ``predict``.
     """
-    check_predict(predict)
     eta_b = np.broadcast_to(check_array("eta", eta, lower=0.0), shape)
     sigma2_b = np.broadcast_to(check_array("sigma2", sigma2, lower=0.0, allow_inf=True), shape)
     if check_stable and predict == "paper":

@@ -125,3 +125,56 @@ def test_fading_memory_process_noise_checks_the_variance():
 def test_fixed_points_refuse_complex_g2(fn):
     with pytest.raises(TypeError, match="g2"):
         fn(np.array([1.0 + 1.0j]), ETA, SIGMA2)
+
+
+def test_exact_precision_at_infinite_sigma2_is_the_random_walk_fixed_point():
+    """σ² = inf: factor 1, noise η² (a random walk); λ = 1/(1/λ + η²) + g² solved by iteration, written inline."""
+    g2 = np.array([1e-2, 1.0, 1e4])
+    eta = 0.05
+    lam = np.ones_like(g2)
+    for _ in range(20000):
+        lam = 1 / (1 / lam + eta**2) + g2
+    np.testing.assert_allclose(fp.exact_precision(g2, eta, np.inf), lam, rtol=1e-12)
+    assert fp.exact_precision(0.0, eta, np.inf) == 0.0  # no data and no prior: precision 0
+
+
+@pytest.mark.parametrize("bad", [{"eta": 0.0}, {"eta": -1e-3}, {"eta": np.nan}, {"sigma2": 0.0}, {"sigma2": np.nan}])
+def test_exact_precision_rejects_bad_parameters(bad):
+    kwargs = {"g2": 1.0, "eta": ETA, "sigma2": SIGMA2} | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fp.exact_precision(**kwargs)
+
+
+def test_fading_memory_process_noise_accepts_zero_variance():
+    assert fp.fading_memory_process_noise(0.0, 0.1) == 0.0
+
+
+def test_validity_range_with_a_lower_crossing():
+    """η²/(4σ²) = 0.025 > rtol: Eq. 21 is off by more than rtol as ⟨g²⟩ -> 0 and holds only on a middle band."""
+    eta, sigma2, rtol = 0.1, 0.1, 0.02
+    low, high = fp.eq21_validity_range(eta, sigma2, rtol)
+    assert 1e-300 < low < high < 1e300
+    for edge in (low, high):
+        assert abs(abs(fp.eq21_relative_error(edge, eta, sigma2)) - rtol) < 1e-9
+    assert abs(fp.eq21_relative_error(low / 1.1, eta, sigma2)) > rtol
+    assert abs(fp.eq21_relative_error(high * 1.1, eta, sigma2)) > rtol
+    assert abs(fp.eq21_relative_error(np.sqrt(low * high), eta, sigma2)) < rtol
+
+
+def test_validity_range_reaching_both_bounds_and_infinite_sigma2():
+    assert fp.eq21_validity_range(ETA, SIGMA2, 0.02, g2_bounds=(1e-300, 1e-2)) == (1e-300, 1e-2)
+    low, high = fp.eq21_validity_range(ETA, np.inf, 0.02)  # Eq. 27: no SGD regime, the Adam line from the start
+    assert low == 1e-300 and abs(abs(fp.eq21_relative_error(high, ETA, np.inf)) - 0.02) < 1e-9
+
+
+@pytest.mark.parametrize("bounds", [(0.0, 1.0), (-1.0, 1.0), (1.0, 1.0), (2.0, 1.0)])
+def test_validity_range_rejects_bad_bounds(bounds):
+    with pytest.raises(ValueError, match="g2_bounds"):
+        fp.eq21_validity_range(ETA, SIGMA2, 0.01, g2_bounds=bounds)
+
+
+@pytest.mark.parametrize("bad", [{"eta": -1.0}, {"sigma2": np.nan}, {"predict": "euler"}])
+def test_validity_range_reports_bad_model_parameters(bad):
+    kwargs = {"eta": ETA, "sigma2": SIGMA2, "rtol": 0.01} | bad
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        fp.eq21_validity_range(**kwargs)

@@ -377,3 +377,41 @@ def test_simulate_checks_steps_type_and_time_axis():
         ss.simulate_latent((2,), 3, ETA, SIGMA2, 0, w0=[0.0, np.nan])
     w = ss.simulate_latent((2,), 3, ETA, SIGMA2, 0, w0=[1.0, -2.0])
     np.testing.assert_array_equal(w[0], [1.0, -2.0])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the OU coefficients (filtering.ou) that every filter above starts from
+
+
+@pytest.mark.parametrize("predict", ["paper", "exponential"])
+def test_ou_coefficients_from_lists_match_eq14(predict):
+    eta, sigma2 = [0.1, 0.2, 0.3], [0.5, np.inf, 2.0]
+    a, q = ou.transition(eta, sigma2, predict)
+    e, s = np.array(eta), np.array(sigma2)
+    if predict == "paper":  # Eq. 14
+        want_a, want_q = 1 - e**2 / (2 * s), e**2
+    else:  # the exact discretisation: decay exp(-η²/(2σ²)), noise σ² (1 - exp(-η²/σ²)); a random walk at σ² = inf
+        want_a = np.exp(-(e**2) / (2 * s))
+        exact = [s[i] * (1 - np.exp(-(e[i] ** 2) / s[i])) for i in (0, 2)]
+        want_q = np.array([exact[0], e[1] ** 2, exact[1]])
+    np.testing.assert_allclose(a, want_a, rtol=1e-14)
+    np.testing.assert_allclose(q, want_q, rtol=1e-12)
+    finite = np.isfinite(s)
+    stationary = ou.stationary_variance(e[finite], s[finite], predict)
+    np.testing.assert_allclose(stationary, want_q[finite] / (1 - want_a[finite] ** 2), rtol=1e-10)  # q / (1 - a²)
+    factor, noise = ou.variance_predict_coefficients(0.1, 0.5, predict)
+    np.testing.assert_allclose([factor, noise], [want_a[0] ** 2, want_q[0]], rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: ou.transition(ETA, SIGMA2, "euler"),
+        lambda: ou.stationary_variance(ETA, SIGMA2, "euler"),
+        lambda: ou.variance_predict_coefficients(ETA, SIGMA2, "euler"),
+        lambda: ou.broadcast_transition(ETA, SIGMA2, (2,), "euler"),
+    ],
+)
+def test_ou_functions_refuse_an_unknown_discretisation(call):
+    with pytest.raises(ValueError, match="predict must be one of"):
+        call()

@@ -234,7 +234,8 @@ def _candidates(node: ast.AST) -> list[tuple[str, str]]:
     """``(operator, replacement source)`` for each mutation of ``node``."""
     rule = _BY_TYPE.get(type(node))
     out = rule(node) if rule is not None else []  # type: ignore[operator]
-    if isinstance(node, DELETABLE):
+    no_op = isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)  # e.g. a Protocol's ``...``
+    if isinstance(node, DELETABLE) and not no_op:
         out.append(("delete", "pass"))
     return out
 
@@ -469,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--show", type=int, help="print the diff of one mutant and exit")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still removes its temporary trees
     for module in args.module:
         if module not in TESTS and not args.tests:
             parser.error(f"no tests mapped for {module}: add it to TESTS or pass --tests")
