@@ -28,16 +28,18 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from .likelihood import advance, ar1_loglik, start_state
+from .likelihood import advance, ar1_loglik, ar2_run, start_state
 from .ou import transition
 from .smoother import rts_smoother
 from .validation import check_array, check_choice, check_int
 
 __all__ = ["MODELS", "EmResult", "FitResult", "Optimum", "Streams", "em", "fit", "maximise", "observations"]
 
-MODELS = ("ou", "random_walk")
+MODELS = ("ou", "random_walk", "iar", "ar2")
 Z95 = 1.959963984540054
 STARTS = 2  # runs of the optimiser per stream, from the best points of a grid
+STALL = 10  # iterations without progress after which a problem stops (unconverged)
+TILE_BYTES = 64 * 2**20  # data copied side by side so that one kernel call evaluates many parameter columns
 _DEBUG = False  # two-sided 95 % normal quantile
 
 
@@ -97,9 +99,41 @@ def observations(g: ArrayLike, h: ArrayLike, mu: ArrayLike | None = None) -> Str
     return Streams(np.ascontiguousarray(obs, dtype=np.float64), h_rows, shape)
 
 
+# how each parameter is fitted: ρ in (-1, 1) as atanh ρ, the AR(2) coefficients as they are, the rest as logs
+_TRANSFORM = {"rho": "tanh", "phi1": "identity", "phi2": "identity"}
+
+
+def _forward(name: str, theta: np.ndarray) -> np.ndarray:
+    """Parameter from its unconstrained θ."""
+    kind = _TRANSFORM.get(name, "log")
+    return np.tanh(theta) if kind == "tanh" else (theta if kind == "identity" else np.exp(theta))
+
+
+def _derivative(name: str, p: np.ndarray) -> np.ndarray:
+    """dp/dθ at the parameter value p (for the delta method)."""
+    kind = _TRANSFORM.get(name, "log")
+    return 1.0 - p**2 if kind == "tanh" else (np.ones_like(p) if kind == "identity" else p)
+
+
+def _inverse(name: str, p: ArrayLike) -> np.ndarray:
+    """θ from a parameter value, checked against the parameter's range."""
+    kind = _TRANSFORM.get(name, "log")
+    if kind == "tanh":
+        return np.arctanh(check_array(f"start[{name!r}]", p, lower=-1.0, upper=1.0))
+    if kind == "identity":
+        return check_array(f"start[{name!r}]", p)
+    return np.log(check_array(f"start[{name!r}]", p, lower=0.0))
+
+
 @dataclass(frozen=True)
 class _Model:
-    """Map between the free parameters (natural units) and the filter's ``(a, q, r)``."""
+    """Map between the fitted parameters and the filter's coefficients.
+
+    ``ou`` (η², σ²: ``a = 1 - η²/(2σ²)``, ``q = η²``, Eq. 14) and ``random_walk`` (η²; σ² = ∞) are first
+    order; ``iar`` (η², ρ: ``w(t+1) - w(t) = ρ (w(t) - w(t-1)) + N(0, η²)``) and ``ar2`` (η², φ1, φ2:
+    ``w(t+1) = φ1 w(t) + φ2 w(t-1) + N(0, η²)``, unconstrained, so that it contains OU (φ2 = 0), the random walk
+    and the integrated AR(1) (φ1 + φ2 = 1)) are second order. ``noise_scale`` r is appended when fitted.
+    """
 
     kind: str
     predict: str
@@ -107,17 +141,44 @@ class _Model:
 
     @property
     def names(self) -> tuple[str, ...]:
-        base = ("eta2", "sigma2") if self.kind == "ou" else ("eta2",)
-        return base + (("noise_scale",) if self.noise_scale is None else ())
+        base = {
+            "ou": ("eta2", "sigma2"),
+            "random_walk": ("eta2",),
+            "iar": ("eta2", "rho"),
+            "ar2": ("eta2", "phi1", "phi2"),
+        }
+        return base[self.kind] + (("noise_scale",) if self.noise_scale is None else ())
+
+    @property
+    def second_order(self) -> bool:
+        """Whether the latent state is (w(t), w(t-1))."""
+        return self.kind in ("iar", "ar2")
+
+    def natural(self, theta: np.ndarray) -> np.ndarray:
+        """Parameters from the unconstrained θ (k, M)."""
+        return np.stack([_forward(name, row) for name, row in zip(self.names, theta, strict=True)])
+
+    def slope(self, p: np.ndarray) -> np.ndarray:
+        """dp/dθ for the delta method, shape (k, M)."""
+        return np.stack([_derivative(name, row) for name, row in zip(self.names, p, strict=True)])
+
+    def noise(self, p: np.ndarray) -> np.ndarray:
+        """The observation-noise scale r of every column."""
+        return p[-1] if self.noise_scale is None else np.full_like(p[0], self.noise_scale)
 
     def coefficients(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(a, q, r)`` from parameters ``p`` of shape (k, M) (Eq. 14)."""
+        """``(a, q, r)`` of a first-order model from parameters ``p`` of shape (k, M) (Eq. 14)."""
         if self.kind == "ou":
             a, q = transition(np.sqrt(p[0]), p[1], self.predict)  # Eq. 14
         else:
             a, q = np.ones_like(p[0]), p[0]
-        r = p[-1] if self.noise_scale is None else np.full_like(p[0], self.noise_scale)
-        return np.asarray(a), np.asarray(q), r
+        return np.asarray(a), np.asarray(q), self.noise(p)
+
+    def ar2_coefficients(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(φ1, φ2, q, r)`` of a second-order model."""
+        if self.kind == "iar":
+            return 1.0 + p[1], -p[1], p[0], self.noise(p)
+        return p[1], p[2], p[0], self.noise(p)
 
 
 def _initial_state(init: str | tuple[np.ndarray, np.ndarray], kind: str, sigma2: np.ndarray | None, cols: np.ndarray):
@@ -133,13 +194,28 @@ def _initial_state(init: str | tuple[np.ndarray, np.ndarray], kind: str, sigma2:
 def _loglik_function(
     streams: Streams, model: _Model, init: str | tuple[np.ndarray, np.ndarray], burn: int
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """ℓ(θ, cols): θ of shape (k, M·C) in log units for the C streams ``cols``, tiled M times -> shape (M·C,).
+    """ℓ(θ, cols): θ of shape (k, M·C) (unconstrained) for the C streams ``cols``, tiled M times -> shape (M·C,).
 
     The M copies are M passes of the kernel over the same (T, C) data, each with its own parameters.
     """
 
     def one_pass(theta: np.ndarray, obs: np.ndarray, h: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        p = np.exp(theta)
+        p = model.natural(theta)
+        if model.second_order:
+            assert isinstance(init, tuple)
+            phi1, phi2, q2, r2 = model.ar2_coefficients(p)
+            out2 = ar2_run(
+                np.ascontiguousarray(obs),
+                np.ascontiguousarray(h),
+                phi1,
+                phi2,
+                q2,
+                r2,
+                init[0][cols],
+                init[1][cols],
+                burn,
+            )
+            return np.where(np.isfinite(out2), out2, -np.inf)
         a, q, r = model.coefficients(p)
         mean0, var0 = _initial_state(init, model.kind, p[1] if model.kind == "ou" else None, cols)
         degenerate = (a == 0.0) & np.isinf(var0)  # a diffuse start needs a != 0: such a point is excluded
@@ -155,10 +231,20 @@ def _loglik_function(
         c = cols.size
         if theta.shape[1] % c:
             raise ValueError(f"theta must have a multiple of {c} columns, got {theta.shape[1]}")
-        whole = c == streams.n and bool(np.all(cols == np.arange(c)))
-        obs = streams.obs if whole else np.ascontiguousarray(streams.obs[:, cols])
-        h = streams.h if whole else np.ascontiguousarray(streams.h[:, cols])
-        return np.concatenate([one_pass(theta[:, i : i + c], obs, h, cols) for i in range(0, theta.shape[1], c)])
+        # copies of the data side by side, as many as fit in TILE_BYTES, so that one kernel call does many
+        # evaluations (a call costs more than a small problem's filter)
+        per_copy = streams.obs.shape[0] * c * 8
+        copies = max(1, min(theta.shape[1] // c, TILE_BYTES // max(per_copy, 1)))
+        tiled = np.tile(cols, copies)
+        obs = np.ascontiguousarray(streams.obs[:, tiled])
+        h = np.ascontiguousarray(streams.h[:, tiled])
+        width = copies * c
+        parts = []
+        for i in range(0, theta.shape[1], width):
+            part = theta[:, i : i + width]
+            m = part.shape[1]
+            parts.append(one_pass(part, obs[:, :m], h[:, :m], tiled[:m]))
+        return np.concatenate(parts)
 
     return loglik
 
@@ -239,7 +325,8 @@ def maximise(
         A problem has converged when its Newton decrement ``½ gᵀ (-H)⁻¹ g`` is below ``tol`` with ``H``
         negative definite; only unconverged problems are evaluated further.
     bound : float
-        A problem whose ``|θ|`` exceeds this (a maximum at the edge of the space) stops, unconverged.
+        A problem whose ``|θ|`` exceeds this (a maximum at the edge of the space) stops, unconverged; so does
+        one whose value has not risen by more than ``tol`` for :data:`STALL` iterations in a row.
 
     Returns
     -------
@@ -252,6 +339,7 @@ def maximise(
     damping = np.zeros(n)
     done = np.zeros(n, dtype=bool)
     stopped = ~np.isfinite(value)
+    stalled = np.zeros(n, dtype=np.int64)  # consecutive iterations without a gain above tol
     iterations = 0
     while iterations < max_iter:
         cols = np.flatnonzero(~done & ~stopped)
@@ -265,10 +353,12 @@ def maximise(
         move = ~newly
         if move.any():
             c = cols[move]
+            before = value[c].copy()
             theta[:, c], value[c], damping[c] = _damped_step(
                 _restrict(fun, c), theta[:, c], value[c], grad[:, move], hess[move], damping[c]
             )
-        stopped |= np.any(np.abs(theta) > bound, axis=0)
+            stalled[c] = np.where(value[c] - before > tol, 0, stalled[c] + 1)
+        stopped |= np.any(np.abs(theta) > bound, axis=0) | (stalled >= STALL)
     _, hess = _derivatives(_restrict(fun, every), theta, value, step)
     return Optimum(theta, value, hess, done, iterations)
 
@@ -292,9 +382,11 @@ def _damped_step(fun, theta, value, grad, hess, damping, tries: int = 10):
     k, n = theta.shape
     neg = -0.5 * (hess + np.swapaxes(hess, 1, 2))
     scale = np.einsum("nk,kj->nkj", np.abs(np.diagonal(neg, axis1=1, axis2=2)) + 1.0, np.eye(k))
-    # start undamped where -H is positive definite, else with enough damping to make it so
-    pd = np.all(np.linalg.eigvalsh(neg) > 0, axis=1)
-    lam = np.where(pd, damping, np.maximum(damping, 1.0))
+    # start undamped where -H is positive definite, else with just enough damping to make it so (in the metric
+    # of the diagonal scale: -H + λ D is positive definite iff λ > -λ_min(D^-½ (-H) D^-½))
+    d = 1.0 / np.sqrt(np.abs(np.diagonal(neg, axis1=1, axis2=2)) + 1.0)
+    lowest = np.linalg.eigvalsh(neg * d[:, :, None] * d[:, None, :])[:, 0]
+    lam = np.where(lowest > 0, damping, np.maximum(damping, 1.5 * -lowest + 1e-6))
     pending = np.ones(n, dtype=bool)
     for _ in range(tries):
         mat = neg + lam[:, None, None] * scale
@@ -367,9 +459,13 @@ def fit(
     predict: str = "paper",
     burn: int = 0,
     start: dict[str, ArrayLike] | None = None,
+    extra_starts: list[dict[str, ArrayLike]] | None = None,
     max_iter: int = 200,
 ) -> FitResult:
-    """Maximum marginal likelihood of η², σ² (OU) or η² (random walk), and r, for every stream at once.
+    """Maximum marginal likelihood of a prior's parameters (and r) for every stream at once.
+
+    Models (see :data:`MODELS`): ``ou`` (η², σ²; Eq. 14), ``random_walk`` (η²), ``iar`` (η², ρ) and ``ar2``
+    (η², φ1, φ2), the last two second order (:func:`filtering.likelihood.ar2_loglik`).
 
     Parameters
     ----------
@@ -391,6 +487,8 @@ def fit(
         Leave the first ``burn`` steps out of the likelihood.
     start : dict, optional
         Starting values per parameter name (broadcastable to (...)); by default the best of a small grid.
+    extra_starts : list of dict, optional
+        More starting points, each run as well (e.g. the optimum of a nested model); the best maximum is kept.
     max_iter : int
 
     Returns
@@ -418,9 +516,15 @@ def fit(
         )
     burn = check_int("burn", burn, lower=0, upper=streams.obs.shape[0] - 1)
     spec = _Model(kind, predict, noise_scale)
+    if spec.second_order and not isinstance(init_spec, tuple):
+        raise ValueError(f"model {kind!r} needs a fixed initialisation: init=(mean0, var0) with var0 finite")
+    if spec.second_order and not np.isfinite(init_spec[1]).all():
+        raise ValueError("var0 must be finite for a second-order model")
     fun = _loglik_function(streams, spec, init_spec, burn)
     theta0 = _starting_points(fun, streams, spec, start)
     n = streams.n
+    for extra in extra_starts or []:
+        theta0 = np.concatenate([theta0, _starting_points(fun, streams, spec, extra)], axis=1)
 
     def per_start(theta: np.ndarray, cols: np.ndarray) -> np.ndarray:
         return fun(theta, cols % n)  # problem p starts stream p mod N from its (p // N)-th starting point
@@ -444,11 +548,7 @@ def _starting_points(fun, streams: Streams, spec: _Model, start: dict[str, Array
         missing = set(spec.names) - set(start)
         if missing:
             raise ValueError(f"start must give every parameter of {spec.names}, missing {sorted(missing)}")
-        values = [
-            np.broadcast_to(check_array(f"start[{name!r}]", start[name], lower=0.0), streams.shape).reshape(n)
-            for name in spec.names
-        ]
-        return np.log(np.stack(values))
+        return np.stack([np.broadcast_to(_inverse(name, start[name]), streams.shape).reshape(n) for name in spec.names])
     candidates = _grid(streams, spec)
     values = fun(np.concatenate(candidates, axis=1), np.arange(n)).reshape(len(candidates), n)
     order = np.argsort(-np.where(np.isfinite(values), values, -np.inf), axis=0)
@@ -458,31 +558,56 @@ def _starting_points(fun, streams: Streams, spec: _Model, start: dict[str, Array
 
 
 def _grid(streams: Streams, spec: _Model) -> list[np.ndarray]:
-    """Candidate log-parameters (k, N) from moments of z = y/h ≈ w* + noise of variance r/h (Eqs. 12, 14).
+    """Candidate θ (k, N) from moments of z = y/h ≈ w* + noise of variance r/h (Eqs. 12, 14).
 
     With ``Var Δz ≈ q + 2 r / h``, the noise scale r is tried at 1 (the paper's value) and at fractions of
-    ``r_max = median(h) Var(Δz) / 2``; the process noise q at fractions of ``Var Δz``; for the OU prior the
-    persistence a over (0.2 ... 0.999) with the stationary variance at fractions of ``E[z²]``.
+    ``r_max = median(h) Var(Δz) / 2``; the process noise at fractions of ``Var Δz``; persistence parameters
+    (a, ρ, partial autocorrelations) over their range.
     """
-    n = streams.n
     z = streams.obs / streams.h
     scale_z = np.maximum(np.var(z, axis=0) + np.mean(z, axis=0) ** 2, 1e-300)
     scale_dz = np.maximum(np.var(np.diff(z, axis=0), axis=0), 1e-300)
+    base = _BASE_GRIDS[spec.kind](scale_z, scale_dz)
+    if spec.noise_scale is not None:
+        return base
     r_max = 0.5 * np.median(np.broadcast_to(streams.h, streams.obs.shape), axis=0) * scale_dz
-    noise = [np.ones(n), *(f * r_max for f in (0.05, 0.3, 0.7, 0.95))] if spec.noise_scale is None else [None]
+    noises = [np.ones(streams.n), *(f * r_max for f in (0.05, 0.3, 0.7, 0.95))]
+    return [np.concatenate([theta, np.log(r)[None]]) for r in noises for theta in base]
+
+
+def _grid_ou(scale_z: np.ndarray, _scale_dz: np.ndarray) -> list[np.ndarray]:
     out = []
-    for r in noise:
-        extra = [] if r is None else [r]
-        if spec.kind == "ou":
-            for a in (0.2, 0.5, 0.9, 0.97, 0.99, 0.997, 0.999):
-                for frac in (0.03, 0.3, 1.0):
-                    q = frac * scale_z * (1 - a * a)  # stationary variance frac · E[z²]
-                    sigma2 = q / (2 * (1 - a))  # a = 1 - η²/(2σ²), Eq. 14
-                    out.append(np.log(np.stack([q, sigma2, *extra])))
-        else:
-            for frac in (1e-4, 1e-3, 1e-2, 1e-1, 0.5):
-                out.append(np.log(np.stack([frac * scale_dz, *extra])))
+    for a in (0.2, 0.5, 0.9, 0.97, 0.99, 0.997, 0.999):
+        for frac in (0.03, 0.3, 1.0):
+            q = frac * scale_z * (1 - a * a)  # stationary variance frac · E[z²]
+            out.append(np.log(np.stack([q, q / (2 * (1 - a))])))  # σ² from a = 1 - η²/(2σ²), Eq. 14
     return out
+
+
+def _grid_random_walk(_scale_z: np.ndarray, scale_dz: np.ndarray) -> list[np.ndarray]:
+    return [np.log(frac * scale_dz)[None] for frac in (1e-4, 1e-3, 1e-2, 1e-1, 0.5)]
+
+
+def _grid_iar(_scale_z: np.ndarray, scale_dz: np.ndarray) -> list[np.ndarray]:
+    ones = np.ones_like(scale_dz)
+    return [
+        np.stack([np.log(frac * scale_dz * (1 - rho**2)), np.arctanh(rho) * ones])
+        for rho in (0.0, 0.5, 0.9, 0.99)
+        for frac in (1e-4, 1e-2, 0.3)
+    ]
+
+
+def _grid_ar2(_scale_z: np.ndarray, scale_dz: np.ndarray) -> list[np.ndarray]:
+    ones = np.ones_like(scale_dz)
+    coefficients = [(a, 0.0) for a in (0.5, 0.9, 0.99)] + [(1.0 + rho, -rho) for rho in (0.3, 0.7, 0.95)]
+    return [
+        np.stack([np.log(frac * scale_dz), phi1 * ones, phi2 * ones])
+        for phi1, phi2 in coefficients
+        for frac in (1e-4, 1e-2, 0.3)
+    ]
+
+
+_BASE_GRIDS = {"ou": _grid_ou, "random_walk": _grid_random_walk, "iar": _grid_iar, "ar2": _grid_ar2}
 
 
 def _fit_result(opt: Optimum, spec: _Model, shape: tuple[int, ...], init: str) -> FitResult:
@@ -492,15 +617,17 @@ def _fit_result(opt: Optimum, spec: _Model, shape: tuple[int, ...], init: str) -
             cov = np.linalg.inv(-opt.hessian)
         except np.linalg.LinAlgError:
             cov = np.full_like(opt.hessian, np.nan)
-        var_log = np.diagonal(cov, axis1=1, axis2=2).T  # (k, N); < 0 where the Hessian is not negative definite
-        se_log = np.sqrt(np.where(var_log >= 0, var_log, np.nan))
-    p = np.exp(opt.theta)
+        var_theta = np.diagonal(cov, axis1=1, axis2=2).T  # (k, N); < 0 where the Hessian is not negative definite
+        se_theta = np.sqrt(np.where(var_theta >= 0, var_theta, np.nan))
+    p = spec.natural(opt.theta)
+    slope = np.abs(spec.slope(p))
+    low_all, high_all = spec.natural(opt.theta - Z95 * se_theta), spec.natural(opt.theta + Z95 * se_theta)
     params, stderr, low, high = {}, {}, {}, {}
     for i, name in enumerate(spec.names):
         params[name] = p[i].reshape(shape)
-        stderr[name] = (p[i] * se_log[i]).reshape(shape)  # delta method: d p / d log p = p
-        low[name] = (p[i] * np.exp(-Z95 * se_log[i])).reshape(shape)
-        high[name] = (p[i] * np.exp(Z95 * se_log[i])).reshape(shape)
+        stderr[name] = (slope[i] * se_theta[i]).reshape(shape)  # delta method: se(p) = |dp/dθ| se(θ)
+        low[name] = low_all[i].reshape(shape)
+        high[name] = high_all[i].reshape(shape)
     return FitResult(
         names=spec.names,
         params=params,

@@ -750,7 +750,12 @@ def _ar2_block(obs, h, lo, hi, phi1, phi2, q, r, mean0, var0, burn, loglik):  # 
     return bad
 
 
-_AR2_KERNEL = numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")(_ar2_loops)
+_AR2_PARALLEL = numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")(
+    types.FunctionType(_ar2_loops.__code__, _ar2_loops.__globals__, "_ar2_parallel")
+)
+_AR2_SERIAL = numba.njit(cache=True, nogil=True, error_model="numpy")(
+    types.FunctionType(_ar2_loops.__code__, _ar2_loops.__globals__, "_ar2_serial")
+)
 
 
 def ar2_run(
@@ -773,7 +778,8 @@ def ar2_run(
     f1, f2, qq, r, m0, v0 = (
         np.ascontiguousarray(x, dtype=np.float64) for x in (phi1, phi2, q, noise_scale, mean0, var0)
     )
-    bad = _AR2_KERNEL(obs, h, f1, f2, qq, r, m0, v0, int(burn), out)
+    kernel = _AR2_PARALLEL if obs.shape[1] > BLOCK else _AR2_SERIAL
+    bad = kernel(obs, h, f1, f2, qq, r, m0, v0, int(burn), out)
     if bad:
         raise ValueError(f"h must be > 0 and g finite everywhere ({int(bad)} entries are not)")
     return out
