@@ -293,3 +293,40 @@ def test_an_internal_error_is_one_line_exit_1_with_a_hint(tmp_path, capsys, monk
     assert _one_line(capsys, "adabayes train: internal error: ") == (
         "adabayes train: internal error: RuntimeError: boom (rerun with --debug for the traceback)"
     )
+
+
+def test_ctrl_c_stops_a_parallel_table_and_its_workers(tmp_path):
+    """Ctrl-C to the process group of ``table --jobs 2``: exit 130 with one line, every worker's current run
+    interrupted (its finished epochs kept) and no queued run started; no process of the group is left."""
+    import glob
+
+    out = tmp_path / "t"
+    argv = [sys.executable, "-m", "adabayes", "table", "--jobs", "2", "--optimizers", "sgd", "adam", "--seeds", "0"]
+    argv += ["1", "--epochs", "300", *TINY, "--out", str(out)]
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), start_new_session=True
+    )
+    deadline = time.monotonic() + 300
+    while not glob.glob(str(out / "runs" / "*" / "history.json")):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does on Ctrl-C
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines == [
+        f"adabayes table: interrupted (finished runs and epochs are kept in {out}; rerun the same command to continue)"
+    ]
+    deadline = time.monotonic() + 60
+    while True:  # the workers (same process group) are gone too
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline, "worker processes outlived the interrupted table"
+        time.sleep(0.2)
+    histories = [
+        json.loads(Path(h).read_text())["history"] for h in glob.glob(str(out / "runs" / "*" / "history.json"))
+    ]
+    assert histories and all(len(h) < 300 for h in histories)
+    assert not glob.glob(str(out / "runs" / "*" / ".*.tmp"))

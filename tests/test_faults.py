@@ -236,6 +236,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 
+def test_the_lock_holder_removes_temporaries_a_killed_writer_left(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    stale = [out / ".checkpoint.pt.k1l2.tmp", out / ".history.json.x9.tmp", out / ".history.csv.y.tmp"]
+    for path in stale:
+        path.write_bytes(b"partial")
+    kept = out / ".notes.tmp"  # not one of ours
+    kept.write_text("user file")
+    with run_lock(out):
+        assert not [p for p in stale if p.exists()]
+    assert kept.read_text() == "user file"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # run folder names
 

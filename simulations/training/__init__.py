@@ -19,6 +19,8 @@ Modules, one job each:
 ``table``        ``adabayes table``: optimiser x seed grid -> Table-1-style Markdown and curves
 ``fig3``         ``adabayes fig3-network``: σ²_post against η/√⟨g²⟩ recorded from a real network
 ``plots``        matplotlib (Agg) rendering of saved results
+``stats``        bootstrap intervals, paired differences and ranks over seeds (issue 10)
+``conversion``   the matched conversion between torch SGD's and AdaBayes's hyperparameters (issue 10)
 ``registry``     the subcommands this package adds to ``adabayes`` (a plain dict, no imports)
 
 torch is imported by the modules that need it, never by this package's ``__init__`` nor by the modules the

@@ -55,7 +55,8 @@ def _write(path: Path, key_text: str, arrays: Mapping[str, np.ndarray]) -> None:
     from .records import atomic_write
 
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays, **{_KEY: np.asarray(key_text)})
+    entries: dict[str, Any] = {**arrays, _KEY: np.asarray(key_text)}
+    np.savez(buffer, **entries)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, buffer.getvalue())

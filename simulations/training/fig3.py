@@ -172,6 +172,7 @@ def fig3_title(config: TrainConfig, arrays: dict[str, np.ndarray]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``adabayes fig3-network``: check the output paths, train and record, save, plot."""
     from .plots import plot_fig3
+    from .records import atomic_write
     from .train_cli import config_from_args
 
     set_threads(args.threads)
@@ -180,14 +181,15 @@ def run(args: argparse.Namespace) -> int:
     figure_path = check_output_file(args.figure or out / "fig3_network.png", "--figure")
     out.mkdir(parents=True, exist_ok=True)
     arrays, last = record_fig3(args)
-    np.savez_compressed(out / "fig3_network.npz", **arrays)
+    saved: dict[str, Any] = dict(arrays)
+    np.savez_compressed(out / "fig3_network.npz", **saved)
     summary = {
         "command": parsed_command("fig3-network", add_arguments, args),  # what was parsed, not sys.argv
         "recorded_epochs": arrays["epoch"].tolist(),
         "final_epoch": last,
         "deviation": fixed_point_deviation(arrays),
     }
-    (out / "fig3_network.json").write_text(json.dumps(summary, indent=1) + "\n")
+    atomic_write(out / "fig3_network.json", (json.dumps(summary, indent=1) + "\n").encode())
     figure = plot_fig3(arrays, figure_path, title=fig3_title(config, arrays), epochs=arrays["epoch"])
     print(json.dumps(summary["deviation"], indent=1))
     print(f"wrote {figure} and {out / 'fig3_network.npz'}", file=sys.stderr)

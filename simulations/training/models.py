@@ -9,6 +9,7 @@ A ``width`` argument scales the channel counts so that the same architecture run
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -280,7 +281,7 @@ def build_model(name: str, input_shape: Sequence[int], num_classes: int, width: 
     if spatial is not None and len(shape) != spatial + 1:
         kind = "(C, L)" if spatial == 1 else "(C, H, W)"
         raise ValueError(f"model {name!r} needs inputs of shape {kind}, got input_shape={shape}")
-    extra = {} if width is None else {"growth" if name == "densenet121" else "width": width}
+    extra: dict[str, Any] = {} if width is None else {"growth" if name == "densenet121" else "width": width}
     if name == "mlp":
         in_features = 1
         for s in shape:

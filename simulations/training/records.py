@@ -280,12 +280,21 @@ def load_checkpoint(
 # lock
 
 
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove the temporary files of run files that a killed writer left (only the lock holder calls this)."""
+    for name in (CHECKPOINT, HISTORY_JSON, HISTORY_CSV):
+        for stale in folder.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+
+
 @contextlib.contextmanager
 def run_lock(out_dir: str | Path) -> Iterator[Path]:
     """Hold the exclusive lock of a run folder (created if needed) for the ``with`` block.
 
     The lock is ``fcntl.flock`` on ``out_dir/.lock``, released by the kernel when the process dies, so a
-    killed run never leaves a stale lock. The holder writes its pid into the file.
+    killed run never leaves a stale lock. The holder writes its pid into the file and removes temporary files
+    that a killed writer left behind.
 
     Raises
     ------
@@ -308,6 +317,7 @@ def run_lock(out_dir: str | Path) -> Iterator[Path]:
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _remove_stale_temporaries(folder)
         try:
             yield folder
         finally:

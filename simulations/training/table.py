@@ -13,9 +13,13 @@ method per column, and SGD too where it beats every adaptive method (the paper's
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -76,6 +80,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--figure", default=None, metavar="PNG", help="curves path (default: DIR/curves.png)")
 
 
+#: set in a worker process by its first Ctrl-C; later tasks in that worker then stop at once
+_INTERRUPTED = threading.Event()
+
+
+def _on_sigint(_signum: int, _frame: object) -> None:
+    """A worker's SIGINT handler: interrupt the current run once; a repeated signal changes nothing."""
+    if _INTERRUPTED.is_set():
+        return
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, _on_sigint)
+
+
 def _train_one(
     config: Any, device: str, out_dir: str, threads: int | None, progress: bool, verify_data: bool = True
 ) -> list[dict[str, Any]]:
@@ -83,6 +103,8 @@ def _train_one(
     from .loop import train
     from .records import CHECKPOINT
 
+    if _INTERRUPTED.is_set():  # this worker was interrupted: start no new run
+        raise KeyboardInterrupt
     set_threads(threads)
     resume = (Path(out_dir) / CHECKPOINT).is_file()
     # a folder without checkpoint holds no resumable run (at most a log written just before an interruption)
@@ -107,11 +129,15 @@ def _run_parallel(
     verify_data: bool,
     bar: Any,
 ) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    """The runs of ``tasks`` in ``jobs`` spawned worker processes; Ctrl-C cancels the runs not yet started."""
+    """The runs of ``tasks`` in ``jobs`` spawned worker processes.
+
+    Ctrl-C (to the process group, or to this process alone) interrupts every worker's current run, which keeps
+    its finished epochs, and no further run starts; the call returns only when the workers have stopped.
+    """
     import multiprocessing as mp
 
     results: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"))
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=mp.get_context("spawn"), initializer=_worker_init)
     try:
         futures = {
             pool.submit(_train_one, cfg, device, str(out / "runs" / f"{opt}-s{seed}"), threads, False, verify_data): (
@@ -124,7 +150,11 @@ def _run_parallel(
             results[futures[fut]] = fut.result()
             bar.update(1)
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
+        for child in mp.active_children():  # the workers: stop their runs too
+            if child.pid is not None:
+                with contextlib.suppress(OSError):
+                    os.kill(child.pid, signal.SIGINT)
+        pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
     return results
@@ -283,6 +313,7 @@ def _header(base: Any, seeds: list[int]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``adabayes table``: check every option and output path, train (resumably), write and print the table."""
     from .plots import plot_curves
+    from .records import atomic_write
 
     base = _base_config(args)
     out, md_path, fig_path = _output_paths(args, base)
@@ -309,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     header = _header(base, args.seeds)
     table = markdown_table(summary, len(args.seeds))
     md_path.parent.mkdir(parents=True, exist_ok=True)
-    md_path.write_text(header + table)
+    atomic_write(md_path, (header + table).encode())
     record = {
         "command": parsed_command("table", add_arguments, args),  # what was parsed, not sys.argv
         "config": base.to_dict(),
@@ -321,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
         "epochs_loaded_from_checkpoints": total - trained,
         "summary": summary,
     }
-    (out / "summary.json").write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write(out / "summary.json", (json.dumps(record, indent=1) + "\n").encode())
     title = f"{base.dataset} / {base.model}: test curves (mean over seeds, band = min..max)"
     figure = plot_curves(runs, fig_path, labels=DISPLAY, title=title)
     print(header + table)
