@@ -144,3 +144,39 @@ def test_diverged_run():
     assert s["selected_epoch"] == 1 and s["diverged"] and s["paper_min_test_loss"] == 1.0
     none = run_statistics(_history([math.nan], [0.9], [math.nan]))
     assert none["selected_epoch"] is None and none["test_error_pct"] == 100.0 and math.isnan(none["test_loss"])
+
+
+def _stats(err, loss, diverged=False):
+    return {
+        "test_error_pct": err,
+        "test_loss": loss,
+        "paper_min_test_error_pct": err - 1.0,
+        "paper_min_test_loss": loss,
+        "diverged": diverged,
+    }
+
+
+def test_summarise_protocol_by_hand():
+    from simulations.training.stats import summarise_protocol
+
+    runs = {
+        "adam": {0: _stats(10.0, 0.5), 1: _stats(12.0, 0.6), 2: _stats(14.0, 0.7)},
+        "adabayes": {0: _stats(9.0, 0.4), 1: _stats(11.0, 0.5), 2: _stats(13.0, 0.6)},
+        "sgd": {0: _stats(8.0, math.nan, diverged=True), 1: _stats(20.0, 0.2)},
+        "adamw": {},
+    }
+    s = summarise_protocol(runs)
+    assert set(s["optimizers"]) == {"adam", "adabayes", "sgd"}  # no runs: left out
+    assert s["optimizers"]["adam"]["test_error_pct"]["mean"] == 12.0
+    assert s["optimizers"]["sgd"]["diverged"] == 1
+    assert s["optimizers"]["sgd"]["test_loss"]["n"] == 1  # the diverged seed's NaN loss is not averaged
+    assert s["ranks"]["test_error_pct"] == {"adam": 2.0, "adabayes": 1.0, "sgd": 3.0}
+    diff = s["pairs"]["adabayes-adam"]["test_error_pct"]
+    assert diff["interval"]["mean"] == -1.0 and diff["interval"]["low"] == diff["interval"]["high"] == -1.0
+    assert diff["a_better"] == 3 and diff["seeds"] == [0, 1, 2]
+    assert s["pairs"]["adabayes-sgd"]["test_error_pct"]["seeds"] == [0, 1]
+    assert "adabayes_fp-adamw" not in s["pairs"]
+    # shared seeds of all three: 0 and 1; adabayes (9, 11) vs adam (10, 12) vs sgd (8, 20)
+    p = s["p_best"]["test_error_pct"]
+    assert p["adam"] == 0.0 and p["adabayes"] + p["sgd"] == pytest.approx(1.0)
+    assert p["sgd"] == pytest.approx(0.25)  # only the resample (seed 0, seed 0) puts sgd first

@@ -21,9 +21,10 @@ optimisers share initialisations and batch orders seed by seed (paired compariso
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .catalog import DECOUPLED, DEFAULTS, OPTIMIZERS, canonical_optimizer
 from .conversion import matched_decoupled_decay, matched_lr_sgd
@@ -38,7 +39,10 @@ __all__ = [
     "StudyConfig",
     "fixed_hparams",
     "fixed_specs",
+    "protocol_effects",
     "study_config",
+    "summarise",
+    "write_report",
 ]
 
 PROTOCOLS = ("paper", "matched", "tuned")
@@ -149,3 +153,154 @@ def fixed_specs(config: StudyConfig, protocol: str, task: Task, optimizer: str) 
     """The runs of a fixed-hyperparameter protocol for one task and optimiser, one per final seed."""
     hp = fixed_hparams(protocol, optimizer)
     return [RunSpec.make(task, optimizer, hp, seed) for seed in config.seeds]
+
+
+def protocol_effects(collected: Mapping[str, Any], config: StudyConfig) -> dict[str, Any]:
+    """Paired differences between protocols for the same optimiser (matched − paper, tuned − paper).
+
+    Returns
+    -------
+    dict
+        task -> optimiser -> "matched-paper" / "tuned-paper" -> metric -> paired-difference dict.
+    """
+    from .stats import METRICS, paired_difference
+
+    effects: dict[str, Any] = {}
+    for task in config.tasks:
+        runs = collected["runs"].get(task.name, {})
+        for opt in config.optimizers:
+            paper = runs.get("paper", {}).get(opt, {})
+            for other in ("matched", "tuned"):
+                mine = runs.get(other, {}).get(opt, {})
+                if not paper or not mine or other not in config.protocols:
+                    continue
+                entry = effects.setdefault(task.name, {}).setdefault(opt, {})
+                for metric in METRICS:
+                    a = {s: r["stats"][metric] for s, r in mine.items() if r["stats"][metric] is not None}
+                    b = {s: r["stats"][metric] for s, r in paper.items() if r["stats"][metric] is not None}
+                    if set(a) & set(b):
+                        entry.setdefault(f"{other}-paper", {})[metric] = paired_difference(a, b).to_dict()
+    return effects
+
+
+def summarise(collected: Mapping[str, Any], config: StudyConfig) -> dict[str, Any]:
+    """protocol -> task -> :func:`~simulations.training.stats.summarise_protocol` of the collected runs."""
+    from .stats import summarise_protocol
+
+    out: dict[str, Any] = {}
+    for protocol in config.protocols:
+        for task in config.tasks:
+            runs = collected["runs"].get(task.name, {}).get(protocol, {})
+            per_seed = {o: {s: r["stats"] for s, r in seeds.items()} for o, seeds in runs.items()}
+            out.setdefault(protocol, {})[task.name] = summarise_protocol(per_seed)
+    return out
+
+
+def write_report(config: StudyConfig, folder: str | Path | None = None) -> dict[str, Path]:
+    """Collect what ``config`` has trained so far and write ``verdict.md``, ``summary.json`` and the figures.
+
+    Returns
+    -------
+    dict
+        name -> path written.
+    """
+    import json
+
+    from . import verdict_plots as vp
+    from .tuning import collect, compute_time, progress
+
+    out = Path(folder) if folder is not None else config.out
+    out.mkdir(parents=True, exist_ok=True)
+    collected = collect(config)
+    summaries = summarise(collected, config)
+    tasks = [t.name for t in config.tasks]
+    compute = compute_time(config)
+    header = _report_header(config, compute)
+    text = vp.markdown_report(summaries, collected, tasks, config.optimizers, config.protocols, header)
+    text += _effects_markdown(protocol_effects(collected, config))
+    paths = {"markdown": out / "verdict.md", "json": out / "summary.json"}
+    paths["markdown"].write_text(text)
+    record = {
+        "config": _config_record(config),
+        "compute": compute,
+        "progress": progress(config),
+        "best": collected["best"],
+        "summaries": summaries,
+        "effects": protocol_effects(collected, config),
+        "trials": collected["trials"],
+    }
+    paths["json"].write_text(json.dumps(record, indent=1, default=str) + "\n")
+    paths["curves_error"] = vp.save(
+        vp.protocol_curves_figure(collected["runs"], tasks, config.protocols), out / "curves_error.png"
+    )
+    paths["curves_loss"] = vp.save(
+        vp.protocol_curves_figure(collected["runs"], tasks, config.protocols, key="test_loss"), out / "curves_loss.png"
+    )
+    if "tuned" in config.protocols:
+        paths["sensitivity"] = vp.save(vp.sensitivity_figure(collected["trials"], tasks), out / "sensitivity.png")
+        paths["adabayes_map"] = vp.save(vp.adabayes_map_figure(collected["trials"], tasks), out / "adabayes_map.png")
+    return paths
+
+
+def _config_record(config: StudyConfig) -> dict[str, Any]:
+    return {
+        "protocols": list(config.protocols),
+        "tasks": [t.to_dict() for t in config.tasks],
+        "optimizers": list(config.optimizers),
+        "seeds": list(config.seeds),
+        "trials": config.trials,
+        "tuning_seed": config.tuning_seed,
+        "storage": config.storage_url(),
+        "quick": config.quick,
+    }
+
+
+def _report_header(config: StudyConfig, compute: Mapping[str, float]) -> str:
+    lines = ["# Optimiser verdict" + (" (quick variant)" if config.quick else ""), ""]
+    lines.append("| task | data | network | batch | epochs |")
+    lines.append("|---|---|---|---|---|")
+    for t in config.tasks:
+        lines.append(f"| {t.name} | {t.title} | {t.model} width {t.width} | {t.batch_size} | {t.epochs} |")
+    lines += [
+        "",
+        f"Final seeds {', '.join(map(str, config.seeds))} (every protocol); tuning: {config.trials} trials per "
+        f"optimiser (seed {config.tuning_seed}). Compute so far: {int(compute['trials'])} runs, "
+        f"{compute['wall_s']:.0f} s of run wall time (summed over runs), {compute['cpu_s']:.0f} CPU-seconds"
+        + (
+            f" ({int(compute['trials_without_cpu'])} runs recorded without CPU time)"
+            if compute["trials_without_cpu"]
+            else ""
+        )
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _effects_markdown(effects: Mapping[str, Any]) -> str:
+    from .catalog import DISPLAY
+
+    lines = [
+        "## Protocol effects (same optimiser, same seeds)\n",
+        "| task | optimizer | comparison | Δ error (pp) [95 % CI] | better in | Δ loss [95 % CI] |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, opts in effects.items():
+        for opt, comparisons in opts.items():
+            for name, metrics in comparisons.items():
+                e, lo = metrics.get("test_error_pct"), metrics.get("test_loss")
+                if not e:
+                    continue
+                err = _interval_text(e["interval"], 2)
+                loss = _interval_text(lo["interval"], 4) if lo else "–"
+                lines.append(
+                    f"| {task} | {DISPLAY[opt]} | {name.replace('-', ' − ')} | {err} | "
+                    f"{e['a_better']}/{len(e['seeds'])} | {loss} |"
+                )
+    return "\n".join(lines) + "\n"
+
+
+def _interval_text(interval: Mapping[str, Any], digits: int) -> str:
+    if interval.get("low") is None:
+        return f"{interval['mean']:+.{digits}f}"
+    return f"{interval['mean']:+.{digits}f} [{interval['low']:+.{digits}f}, {interval['high']:+.{digits}f}]"

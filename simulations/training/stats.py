@@ -34,6 +34,8 @@ from filtering.validation import check_choice, check_int, check_scalar
 
 __all__ = [
     "EXACT_UP_TO",
+    "METRICS",
+    "PAIRS",
     "Interval",
     "PairedDifference",
     "bootstrap_means",
@@ -44,6 +46,7 @@ __all__ = [
     "run_statistics",
     "select_epoch",
     "sign_flip_p",
+    "summarise_protocol",
 ]
 
 #: sample sizes up to which the bootstrap distribution is enumerated exactly (6^6 = 46 656 resamples)
@@ -354,3 +357,63 @@ def run_statistics(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "epochs": len(history),
         "diverged": any(bool(r.get("diverged")) for r in history),
     }
+
+
+#: the paired comparisons of the verdict: (a, b) reports a - b on shared seeds
+PAIRS = (("adabayes", "adam"), ("adabayes_fp", "adamw"), ("adabayes", "sgd"), ("adabayes_fp", "sgd"))
+#: the per-run statistics summarised: validation-selected test error and loss, and the paper's min over epochs
+METRICS = ("test_error_pct", "test_loss", "paper_min_test_error_pct", "paper_min_test_loss")
+
+
+def _per_seed(runs: Mapping[int, Mapping[str, Any]], metric: str) -> dict[int, float]:
+    """seed -> finite value of ``metric`` (a diverged run's NaN loss is left out)."""
+    values = {int(s): r[metric] for s, r in runs.items()}
+    return {s: float(v) for s, v in values.items() if v is not None and math.isfinite(v)}
+
+
+def summarise_protocol(
+    runs: Mapping[str, Mapping[int, Mapping[str, Any]]], pairs: Sequence[tuple[str, str]] = PAIRS
+) -> dict[str, Any]:
+    """Statistics of one task under one protocol.
+
+    Parameters
+    ----------
+    runs : mapping optimiser -> (mapping seed -> :func:`run_statistics` dict)
+        Optimisers without any run are skipped.
+    pairs : sequence of (a, b)
+        Paired differences a - b to report (where both have runs).
+
+    Returns
+    -------
+    dict
+        ``optimizers[opt][metric]`` -> :class:`Interval` dict (plus ``seeds`` and ``diverged``);
+        ``ranks[metric]`` -> optimiser -> rank of the mean; ``p_best[metric]`` -> optimiser -> probability
+        of rank 1 under joint resampling of the shared seeds; ``pairs["a-b"][metric]`` ->
+        :class:`PairedDifference` dict.
+    """
+    present = {o: r for o, r in runs.items() if r}
+    out: dict[str, Any] = {"optimizers": {}, "ranks": {}, "p_best": {}, "pairs": {}}
+    for opt, seeds in present.items():
+        entry: dict[str, Any] = {"seeds": sorted(int(s) for s in seeds)}
+        entry["diverged"] = sum(bool(r.get("diverged")) for r in seeds.values())
+        for metric in METRICS:
+            values = _per_seed(seeds, metric)
+            entry[metric] = mean_interval(list(values.values())).to_dict() if values else None
+        out["optimizers"][opt] = entry
+    for metric in METRICS:
+        table = {o: _per_seed(r, metric) for o, r in present.items()}
+        table = {o: v for o, v in table.items() if v}
+        out["ranks"][metric] = ranks({o: float(np.mean(list(v.values()))) for o, v in table.items()})
+        shared = set.intersection(*(set(v) for v in table.values())) if table else set()
+        if len(table) > 1 and shared:
+            probs = rank_probabilities(table)
+            out["p_best"][metric] = {o: p[0] for o, p in probs.items()}
+    for a, b in pairs:
+        if a in present and b in present:
+            diffs = {}
+            for metric in METRICS:
+                va, vb = _per_seed(present[a], metric), _per_seed(present[b], metric)
+                if set(va) & set(vb):
+                    diffs[metric] = paired_difference(va, vb).to_dict()
+            out["pairs"][f"{a}-{b}"] = diffs
+    return out

@@ -55,6 +55,7 @@ __all__ = [
     "Evaluate",
     "check_space",
     "collect",
+    "compute_time",
     "default_evaluate",
     "fail_stale",
     "progress",
@@ -611,3 +612,27 @@ def progress(config: StudyConfig) -> dict[str, Mapping[str, int]]:
                 names.append(study_name("tune", task, opt, config.tuning_seed))
             report[f"{task.name}/{opt}"] = {n.split("/")[0]: len(_complete(url, n)) for n in names}
     return report
+
+
+def compute_time(config: StudyConfig) -> dict[str, float]:
+    """Compute spent on ``config``'s studies: trials, wall seconds (start to finish of each trial, summed) and
+    CPU seconds (from the rows' ``cpu_s``; trials recorded without it are counted in ``trials_without_cpu``)."""
+    from optuna.trial import TrialState
+
+    url = config.storage_url()
+    totals = {"trials": 0.0, "wall_s": 0.0, "cpu_s": 0.0, "trials_without_cpu": 0.0}
+    names = {study_name("runs", t, o) for t in config.tasks for o in config.optimizers}
+    if "tuned" in config.protocols:
+        names |= {study_name("tune", t, o, config.tuning_seed) for t in config.tasks for o in config.optimizers}
+    for name in sorted(names):
+        for trial in _study(url, name).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            totals["trials"] += 1
+            if trial.datetime_start and trial.datetime_complete:
+                totals["wall_s"] += (trial.datetime_complete - trial.datetime_start).total_seconds()
+            rows = trial.user_attrs.get("history") or [{}]
+            cpu = rows[-1].get("cpu_s")
+            if cpu is None:
+                totals["trials_without_cpu"] += 1
+            else:
+                totals["cpu_s"] += float(cpu)
+    return totals
