@@ -636,8 +636,21 @@ class _PrecisionChain:
 
     def deterministic_precision(self, g2: float) -> float:
         """Fixed point of λ = φ(λ) + ⟨g²⟩ (as :func:`filtering.fixed_point.exact_precision`)."""
-        c = self.lam0 * self.noise + self.noise * g2
-        return (c + math.hypot(c, 2.0 * math.sqrt(self.noise * self.factor * g2))) / (2.0 * self.noise)
+        return self.lam0 + self.fixed_point_offsets(g2)[0]
+
+    def fixed_point_offsets(self, g2: float) -> tuple[float, float, float]:
+        """``(λ* - λ0, y* - λ0, 1/q - y*)`` at the deterministic fixed point, each without cancellation.
+
+        With δ = λ - λ0 the fixed-point quadratic is ``q δ² + (1 - f - q⟨g²⟩) δ - ⟨g²⟩ = 0`` (using
+        ``q λ0 = 1 - f``); the prior precision ``y* = φ(λ*)`` has ``y* - λ0 = δ f/(f + qλ*)`` and
+        ``1/q - y* = f/(q (f + qλ*))``.
+        """
+        q, f = self.noise, self.factor
+        b = self.lam0 * q - q * g2
+        root = math.sqrt(b * b + 4.0 * q * g2)
+        delta = 2.0 * g2 / (b + root) if b >= 0.0 else (root - b) / (2.0 * q)
+        lam = self.lam0 + delta
+        return delta, delta * f / (f + q * lam), f / (q * (f + q * lam))
 
 
 @dataclass(frozen=True)
@@ -727,8 +740,8 @@ def _precision_grid(chain: _PrecisionChain, law: GradientLaw, n_coarse: int, rto
     """
     g2 = law.mean_g2
     lam_star = chain.deterministic_precision(g2)
-    d_star = max(lam_star - g2 - chain.lam0, 1e-300)  # prior precision at the fixed point, as an offset
-    e_star = max(chain.span - d_star, 1e-300)
+    _, d_star, e_star = chain.fixed_point_offsets(g2)  # prior precision at the fixed point, as offsets
+    d_star, e_star = max(d_star, 1e-300), max(e_star, 1e-300)
     slope = chain.derivative(lam_star)
     win, diffusion = np.empty(0), 0.0
     if slope > 0.5:
@@ -889,9 +902,7 @@ class _Solution:
 
 
 def _solve_precision(chain: _PrecisionChain, law: GradientLaw, grid: _Grid, top: float) -> _Solution:
-    anchor = int(
-        np.argmin(np.abs(grid.d[:-1] - (chain.deterministic_precision(law.mean_g2) - law.mean_g2 - chain.lam0)))
-    )
+    anchor = int(np.argmin(np.abs(grid.d[:-1] - chain.fixed_point_offsets(law.mean_g2)[1])))
     masses = _stationary_masses(_precision_band(chain, law, grid, top), anchor)
     return _Solution(grid, masses, _mean_on_cells(law, chain.lam0, grid.d, grid.width, masses))
 
