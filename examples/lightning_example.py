@@ -10,7 +10,8 @@ The script checks, and exits with status 1 if any check fails, that Lightning's 
 exactly (each parameter's ``step`` tensor, momentum ``exp_avg``, ⟨g²⟩ EMA ``exp_avg_sq`` and σ²_post ``var_post``,
 read in ``on_train_start`` after the restore, equal the checkpoint's), that ``step`` is still a tensor, and that
 the resumed run ends with the same parameters and optimiser state as the uninterrupted one (the data are not
-shuffled, so the runs see the same batches). Writes ``resume.ckpt`` and ``summary.json`` under ``--out``.
+shuffled, so the runs see the same batches). Writes ``resume.ckpt``, ``summary.json`` and ``states.pt`` (the
+optimiser states compared: ``restored``, ``final``, ``uninterrupted``) under ``--out``.
 
     python examples/lightning_example.py                # 2 epochs of 16 steps on CPU
     python examples/lightning_example.py --optimizer adabayes-fp
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     resumed_trainer.fit(resumed, make_loader(args.batch_size), ckpt_path=ckpt)
     assert probe.state is not None
     final_state = clone_state(resumed_trainer.optimizers[0].state_dict())
+    states = {"restored": probe.state, "final": final_state, "uninterrupted": ref_opt_state}
+    torch.save(states, out / "states.pt")  # the optimiser states compared below, for a look (or a test)
 
     steps_in_ckpt = sorted({float(s["step"]) for s in saved_state.values()})
     return {
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
           f"optimizer step {summary['final_step']}")  # fmt: skip
     for key in CHECKS:
         print(f"  {key:<36s} {'yes' if summary[key] else 'NO'}")
-    print(f"wrote {out / 'resume.ckpt'} and {out / 'summary.json'}")
+    print(f"wrote {out / 'resume.ckpt'}, {out / 'summary.json'} and {out / 'states.pt'}")
     failed = [k for k in CHECKS if not summary[k]]
     if failed:
         print(f"lightning_example.py: FAILED: {', '.join(failed)}", file=sys.stderr)

@@ -51,6 +51,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sigma2", type=float, default=1e-2, help="σ² = lr_sgd / B: prior variance (Eq. 23)")
     parser.add_argument("--log10-h", type=float, nargs=2, default=(-4.0, 3.0), help="range of log10 curvature h")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--stationary-rtol", type=float, default=1e-3, help="accuracy of filtering.stochastic.mean_learning_rate"
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.burn_in < args.steps:
         parser.error(f"--burn-in must lie in [0, --steps), got {args.burn_in}")
@@ -107,7 +110,7 @@ def compare(data: dict[str, np.ndarray], args: argparse.Namespace) -> dict[str, 
     data["sgd_limit"] = fixed_point.sgd_limit(np.full_like(g2, s2))  # Eq. 22
     data["adam_limit"] = fixed_point.adam_limit(g2, eta)  # Eq. 24
     if mean_learning_rate is not None:
-        data["stationary_mean"] = mean_learning_rate(g2, eta, s2)
+        data["stationary_mean"] = mean_learning_rate(g2, eta, s2, rtol=args.stationary_rtol)
     valid = fixed_point.eq21_validity_range(eta, s2, rtol=0.01)
     lo, hi = valid if valid is not None else (np.inf, -np.inf)
     masks = {"all": (g2 >= lo) & (g2 <= hi)}
