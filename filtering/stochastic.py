@@ -106,10 +106,6 @@ class GradientLaw(ABC):
     Subclasses give the CDF of g², its partial moments and E[1/(y + g²)]; everything is vectorised.
     """
 
-    #: False for laws whose g² CDF has jumps (an empirical sample): the kernel is then never integrated by
-    #: Gauss-Legendre, only through the (exact, piecewise linear) partial moments.
-    smooth = True
-
     @property
     @abstractmethod
     def mean_g2(self) -> float:
@@ -164,6 +160,14 @@ class GradientLaw(ABC):
         for ui, wi in zip(u, weight, strict=True):
             total += wi * self.cdf_g2(y * math.exp(ui))
         return total / y
+
+    def small_cell_cdf(self, t_lo: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(G, 1 - G)``, G the mean of P(g² <= τ) over ``τ in [t_lo, t_lo + width]`` for a cell narrow against t_lo.
+
+        4-point Gauss-Legendre on the CDF and on its complement (no difference of partial moments is formed).
+        """
+        nodes = (t_lo + 0.5 * width)[:, None] + (0.5 * width)[:, None] * _GL_NODES[None, :]
+        return 0.5 * (self.cdf_g2(nodes) * _GL_WEIGHTS).sum(axis=1), 0.5 * (self.sf_g2(nodes) * _GL_WEIGHTS).sum(axis=1)
 
     def inverse_mean_cell(self, lo: np.ndarray, width: np.ndarray) -> np.ndarray:
         """Average over y uniform in ``[lo, lo + width]`` of E[1/(y + g²)] (8-point Gauss-Legendre)."""
@@ -336,8 +340,6 @@ class EmpiricalGradients(GradientLaw):
         Finite gradients, n >= 2, not all zero.
     """
 
-    smooth = False
-
     def __init__(self, samples: ArrayLike) -> None:
         g = check_array("samples", samples).ravel()
         if g.size < 2:
@@ -381,6 +383,19 @@ class EmpiricalGradients(GradientLaw):
 
     def quantile_g2(self, p: float) -> float:
         return float(np.quantile(self.g2, p))
+
+    def small_cell_cdf(self, t_lo: np.ndarray, width: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Exact for the step CDF: ``F(t_lo) + Σ_{t_lo < g_k² <= t_hi} (t_hi - g_k²)/(n width)``.
+
+        The sum over the few samples inside the cell is formed from prefix sums; it lies in ``[0, m/n]`` (m samples
+        inside) and is kept there against rounding.
+        """
+        t_hi = t_lo + width
+        k_lo, k_hi = self._count(t_lo), self._count(t_hi)
+        inside = k_hi - k_lo
+        within = (inside * t_hi - (self._below_sum[k_hi] - self._below_sum[k_lo])) / (self.n * width)
+        within = np.minimum(np.maximum(within, 0.0), inside / self.n)  # rounding only: the exact value is in range
+        return k_lo / self.n + within, (self.n - k_hi) / self.n + (inside / self.n - within)
 
     def inverse_mean(self, y: np.ndarray) -> np.ndarray:
         y = np.asarray(y, dtype=np.float64)
@@ -523,15 +538,10 @@ def _cell_cdf_generic(
     scale = law.mean_g2
     live = (t_hi > 0.0) & ~one
     small = live & (t_lo > 0.0) & (width <= _SMALL_CELL * np.minimum(t_lo, scale))
-    if not law.smooth:
-        small[:] = False
     tail = live & ~small & (t_lo >= scale)
     direct = live & ~small & ~tail
     if small.any():
-        mid, half = 0.5 * (t_hi[small] + t_lo[small]), 0.5 * width[small]
-        nodes = mid[:, None] + half[:, None] * _GL_NODES[None, :]
-        G[small] = 0.5 * (law.cdf_g2(nodes) * _GL_WEIGHTS).sum(axis=1)
-        Gc[small] = 0.5 * (law.sf_g2(nodes) * _GL_WEIGHTS).sum(axis=1)
+        G[small], Gc[small] = law.small_cell_cdf(t_lo[small], width[small])
     if tail.any():
         Gc[tail] = (law.above_g2(t_lo[tail]) - law.above_g2(t_hi[tail])) / width[tail]
         G[tail] = 1.0 - Gc[tail]
