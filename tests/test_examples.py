@@ -4,11 +4,12 @@ Each example runs in a fresh subprocess from an empty working directory, which m
 under ``--out``). The assertions read the files the example wrote and check them against the paper's formulas
 written out here (Eq. 21, the limits of Eqs. 22 and 24) or against facts of the set-up (sizes, step counts), and
 the examples' baselines (do-nothing models, the two limits) must be beaten. The Lightning and Hugging Face
-examples are skipped when their package is not installed (``pytest.importorskip``), nowhere else.
+examples are skipped when their package is not installed (:func:`require`), nowhere else.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -48,6 +49,14 @@ def run_example(script: str, tmp_path: Path, *args: str) -> tuple[Path, str]:
     )
     assert list(cwd.iterdir()) == [], f"{script} wrote outside --out: {list(cwd.iterdir())}"
     return out, proc.stdout
+
+
+def require(*modules: str) -> None:
+    """Skip unless every module is installed (found without importing it: lightning and transformers take
+    seconds to import, and only the example's own process needs them)."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"not installed: {', '.join(missing)}")
 
 
 def eq21_rate(g2: np.ndarray, eta: float, sigma2: float) -> np.ndarray:
@@ -131,7 +140,7 @@ def test_fig3(tmp_path: Path) -> None:
 
 
 def test_torch_training(tmp_path: Path) -> None:
-    pytest.importorskip("torch")
+    require("torch")
     out, stdout = run_example("torch_training.py", tmp_path)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     rec = dict(np.load(out / "recorder.npz"))
@@ -153,8 +162,9 @@ def test_torch_training(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_lightning_fit_and_resume(tmp_path: Path) -> None:
-    pytest.importorskip("lightning")
-    torch = pytest.importorskip("torch")
+    require("lightning", "torch")
+    import torch
+
     out, stdout = run_example("lightning_example.py", tmp_path)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     steps_per_epoch = 512 // 32  # the example's dataset and batch size
@@ -182,8 +192,7 @@ def test_lightning_fit_and_resume(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_hf_trainer(tmp_path: Path) -> None:
-    pytest.importorskip("transformers")
-    pytest.importorskip("accelerate")
+    require("transformers", "accelerate", "torch")
     out, stdout = run_example("hf_trainer_example.py", tmp_path)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["optimizer"] == "AdaBayes"
