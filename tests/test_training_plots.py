@@ -32,14 +32,22 @@ def test_one_epoch_curves_are_drawn_as_markers():
     runs = {"sgd": [_rows(1), _rows(1, 0.1)], "adabayes": [_rows(1, 0.05)]}
     fig = curves_figure(runs, labels={"sgd": "SGD", "adabayes": "AdaBayes"})
     for ax in fig.axes:
-        lines = ax.get_lines()
+        lines = [line for line in ax.get_lines() if not line.get_label().startswith("_")]  # not the error-bar caps
         assert len(lines) == 2
         for line in lines:
             assert line.get_marker() == "o" and len(line.get_xdata()) == 1
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert legend == ["SGD (n=2)", "AdaBayes (n=1)"]
-    loss = fig.axes[0].get_lines()[0].get_ydata()
+    loss = next(line for line in fig.axes[0].get_lines() if line.get_label() == "SGD (n=2)").get_ydata()
     assert loss == pytest.approx([np.mean([1.0, 1.1])])  # the mean over seeds
+    # the min..max range of the two SGD seeds is an error bar (a band of zero width would not show)
+    bars = [c for c in fig.axes[0].containers if type(c).__name__ == "ErrorbarContainer"]
+    assert len(bars) == 1
+    segment = bars[0].lines[2][0].get_segments()[0]
+    assert segment[:, 1] == pytest.approx([1.0, 1.1])
+    fig.canvas.draw()
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels() if t.get_text()]
+    assert ticks and all(t.lstrip("−-").isdigit() for t in ticks)  # whole epochs only
 
 
 def test_long_curves_have_no_markers_and_empty_runs_say_so(tmp_path):

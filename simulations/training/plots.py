@@ -78,25 +78,21 @@ def curves_figure(
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     drawn = 0
-    for name, seeds in runs.items():
+    for index, (name, seeds) in enumerate(runs.items()):
         length = min((len(h) for h in seeds), default=0)
         if length == 0:
             continue
         drawn += 1
-        epochs = np.asarray([row["epoch"] for row in seeds[0][:length]])
-        marker = "o" if length <= MARKERS_UP_TO else None  # a one-epoch curve is a point: only a marker shows it
+        # one epoch: optimisers side by side (each x moved by a few hundredths), so their error bars do not overlap
+        shift = 0.06 * (index - (len(runs) - 1) / 2) if length == 1 else 0.0
+        epochs = np.asarray([row["epoch"] for row in seeds[0][:length]]) + shift
         for ax, key, scale in ((axes[0], "test_loss", 1.0), (axes[1], "test_error", 100.0)):
             values = scale * np.asarray([[row[key] for row in h[:length]] for h in seeds], dtype=float)
-            color = _COLORS.get(name)
-            label = (labels or {}).get(name, name)
-            mean = np.nanmean(values, axis=0)
-            ax.plot(epochs, mean, color=color, marker=marker, ms=4, label=f"{label} (n={len(seeds)})")
-            if len(seeds) > 1:
-                ax.fill_between(epochs, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color=color, alpha=0.15)
+            _draw_curve(ax, epochs, values, _COLORS.get(name), f"{(labels or {}).get(name, name)} (n={len(seeds)})")
     axes[0].set(xlabel="epoch", ylabel="test loss (cross-entropy)", yscale="log")
     axes[1].set(xlabel="epoch", ylabel="test error (%)", yscale="log")
     for ax in axes:
-        ax.grid(alpha=0.3, which="both")
+        _style_axes(ax)
         if not drawn:
             ax.text(0.5, 0.5, "no finished epoch to plot", ha="center", va="center", transform=ax.transAxes)
     if drawn:
@@ -104,6 +100,32 @@ def curves_figure(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def _draw_curve(ax: Any, epochs: np.ndarray, values: np.ndarray, color: str | None, label: str) -> None:
+    """Mean over seeds (rows of ``values``) with the min..max range: a band, or error bars for one epoch."""
+    marker = "o" if len(epochs) <= MARKERS_UP_TO else None  # a one-epoch curve is a point: only a marker shows it
+    mean, low, high = np.nanmean(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    ax.plot(epochs, mean, color=color, marker=marker, ms=4, label=label)
+    if len(values) < 2:
+        return
+    if len(epochs) == 1:  # a band of zero width is invisible
+        ax.errorbar(epochs, mean, yerr=[mean - low, high - mean], color=color, capsize=4, lw=1, fmt="none")
+    else:
+        ax.fill_between(epochs, low, high, color=color, alpha=0.15)
+
+
+def _style_axes(ax: Any) -> None:
+    """Whole epochs on the x axis; plain numbers on a log y axis that spans less than a decade."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax.grid(alpha=0.3, which="both")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    low, high = ax.get_ylim()
+    if ax.get_yscale() == "log" and 0 < low and high / low < 10:
+        plain = FuncFormatter(lambda v, _pos: f"{v:.4g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
 
 
 def _save(fig: Any, path: str | Path, dpi: int) -> Path:
