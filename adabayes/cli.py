@@ -32,7 +32,7 @@ CORE_SUBCOMMANDS = {
     "reproduce": ("adabayes.reproduce", "run derivations, simulations and figures; write DIR/report.md"),
 }
 
-REGISTRIES = ("simulations.registry", "simulations.training.registry")
+REGISTRIES = ("simulations.registry", "figures.registry", "simulations.training.registry")
 
 EXIT_USAGE = 2  # a user error (argparse's status for usage errors)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C

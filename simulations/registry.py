@@ -1,8 +1,7 @@
 """Subcommands of the ``adabayes`` command owned by :mod:`simulations` (a plain dict, no imports).
 
 This table is the one source of each experiment's help line: the modules set ``HELP = help_for(name)``.
-``figures`` has its own table (:mod:`figures.registry`); the entry below only forwards to it until
-:mod:`adabayes.cli` reads ``figures.registry`` itself (its help text is checked equal by a test).
+``figures`` has its own table (:mod:`figures.registry`), read by :mod:`adabayes.cli` beside this one.
 """
 
 SUBCOMMANDS = {
@@ -22,8 +21,6 @@ SUBCOMMANDS = {
         "simulations.factorised_vs_joint",
         "joint full-covariance Kalman filter vs factorised filters on small quadratics: errors, effective eta2",
     ),
-    # forwarding entry, identical to figures.registry (remove once adabayes.cli lists "figures.registry")
-    "figures": ("figures.render", "redraw every figure from saved simulation data (npz/json)"),
 }
 
 
