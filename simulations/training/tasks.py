@@ -296,7 +296,7 @@ TrainFn = Callable[..., Any]
 def _config(spec: RunSpec) -> Any:
     from .loop import TrainConfig
 
-    task = spec.task
+    task, hp = spec.task, spec.hp()
     return TrainConfig(
         dataset=_LOOP_DATASET[task.name],
         model=task.model,
@@ -306,7 +306,9 @@ def _config(spec: RunSpec) -> Any:
         batch_size=task.batch_size,
         width=task.width,
         augment=False,
-        **spec.hp(),
+        lr=hp.get("lr"),
+        weight_decay=hp.get("weight_decay"),
+        lr_sgd=hp.get("lr_sgd"),
     )
 
 

@@ -301,6 +301,10 @@ class _Unit:
     worker: int
     grace: float
 
+    def step(self, evaluate: Evaluate) -> str:
+        """Advance by at most one trial."""
+        raise NotImplementedError
+
 
 class TuneUnit(_Unit):
     """The tuning study of one (task, optimiser)."""
