@@ -367,12 +367,29 @@ def _restrict(fun: Callable[[np.ndarray, np.ndarray], np.ndarray], cols: np.ndar
     return lambda theta: fun(theta, cols)
 
 
+def _solve_each(mat: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Batched ``solve(mat[i], rhs[i])``; NaN for a singular or non-finite system instead of an exception."""
+    bad = ~np.all(np.isfinite(mat), axis=(1, 2)) | ~np.all(np.isfinite(rhs), axis=(1, 2))
+    safe = np.where(bad[:, None, None], np.eye(mat.shape[1]), mat)
+    try:
+        out = np.linalg.solve(safe, np.where(bad[:, None, None], 0.0, rhs))
+    except np.linalg.LinAlgError:
+        out = np.empty(rhs.shape)
+        for i in range(mat.shape[0]):
+            try:
+                out[i] = np.linalg.solve(safe[i], rhs[i])
+            except np.linalg.LinAlgError:
+                out[i] = np.nan
+    out[bad] = np.nan
+    return out
+
+
 def _converged(grad: np.ndarray, hess: np.ndarray, tol: float) -> np.ndarray:
     """Newton decrement below ``tol`` at a negative-definite Hessian, per column."""
     sym = 0.5 * (hess + np.swapaxes(hess, 1, 2))
     nd = np.all(np.linalg.eigvalsh(sym) < 0, axis=1)
     with np.errstate(all="ignore"):
-        newton = np.linalg.solve(np.where(nd[:, None, None], -sym, np.eye(sym.shape[1])), grad.T[..., None])
+        newton = _solve_each(np.where(nd[:, None, None], -sym, np.eye(sym.shape[1])), grad.T[..., None])
     decrement = 0.5 * np.einsum("nk,nk->n", grad.T, newton[..., 0])
     return nd & np.isfinite(decrement) & (decrement < tol)
 
@@ -391,7 +408,7 @@ def _damped_step(fun, theta, value, grad, hess, damping, tries: int = 10):
     for _ in range(tries):
         mat = neg + lam[:, None, None] * scale
         with np.errstate(all="ignore"):
-            delta = np.linalg.solve(mat + 1e-300 * scale, grad.T[..., None])[..., 0].T
+            delta = _solve_each(mat, grad.T[..., None])[..., 0].T
         delta = np.clip(np.where(np.isfinite(delta), delta, 0.0), -3.0, 3.0)
         trial = theta + delta
         f_trial = fun(trial)

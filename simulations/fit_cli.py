@@ -27,6 +27,7 @@ from .prior_evidence import (
     StreamSet,
     arrays,
     evidence,
+    latent_evidence,
     markdown_table,
     network_streams,
     quadratic_streams,
@@ -92,7 +93,7 @@ def run_source(name: str, streams: StreamSet | None, out: Path, models: tuple[st
     if streams is None:
         return _run_nile(out)
     ev = evidence(streams, models, noise_scale)
-    summary = summarise(streams, ev)
+    summary = summarise(streams, ev, latent_evidence(streams, models))
     table = markdown_table(summary)
     checks = _checks(name, summary)
     save_npz(out / f"fit_{name}.npz", **arrays(streams, ev))

@@ -152,16 +152,28 @@ def test_paper_setting_density_is_the_pseudo_observation_density():
 # the kernel's own properties
 
 
-def test_moments_are_bit_identical_to_kalman_filter_and_follow_the_primitives():
+def test_moments_equal_kalman_filter_and_the_primitives():
     sim = _problem(6, steps=200, n=9000)
     res = lik.kalman_loglik(sim.g, sim.h, ETA, SIGMA2, mu=sim.mu, keep="float64")
     ref = ss.kalman_filter(sim.g, sim.h, ETA, SIGMA2, mu=sim.mu)
-    np.testing.assert_array_equal(res.filtered.mean_post, ref.mean_post)
-    np.testing.assert_array_equal(res.filtered.var_post, ref.var_post)
-    # σ²_post = update_variance(predict_variance(...)) step by step (Eqs. 17b, 18a)
+    assert _rel(res.filtered.var_post, ref.var_post) <= 1e-13
+    assert np.max(np.abs(res.filtered.mean_post - ref.mean_post)) <= 1e-13 * np.max(np.abs(ref.mean_post))
+    # each step's σ²_post is Eq. 18a of the previous one (Eq. 17b) to rounding
     a, q = ou.transition(ETA, SIGMA2)
     v_prior = ks.predict_variance(res.filtered.var_post[:-1], a * a, q)
-    np.testing.assert_array_equal(res.filtered.var_post[1:], ks.update_variance(v_prior, sim.h[1:]))
+    assert _rel(res.filtered.var_post[1:], ks.update_variance(v_prior, sim.h[1:])) <= 4e-16 * 4
+
+
+@pytest.mark.parametrize("noise_scale", [1.0, 0.37, 12.0])
+def test_shared_division_form_of_eq18a_equals_update_variance(noise_scale):
+    """The kernel's σ²_prior h / S' (one division shared with the likelihood) against kalman_step.update_variance."""
+    rng = np.random.default_rng(18)
+    v_prior = 10.0 ** rng.uniform(-12, 6, 100_000)
+    h = 10.0 ** rng.uniform(-8, 8, 100_000)
+    s = h * (h / noise_scale * v_prior + 1.0)
+    ours = lik.posterior_variance(v_prior, h, 1.0 / s)
+    exact = ks.update_variance(v_prior, h / noise_scale)
+    assert _rel(ours, exact) <= 5 * np.finfo(float).eps
 
 
 def test_loglik_equals_numpy_reference_from_prior_moments():
