@@ -68,14 +68,22 @@ def _interval_text(lower: float | None, upper: float | None, *, allow_equal: boo
 
 
 def _in_range(
-    arr: np.ndarray, lower: float | None, upper: float | None, *, allow_equal: bool, allow_inf: bool
+    arr: np.ndarray,
+    lower: float | None,
+    upper: float | None,
+    *,
+    allow_equal: bool,
+    allow_inf: bool,
+    allow_nan: bool = False,
 ) -> np.ndarray:
-    """Boolean mask of the entries inside the range (NaN is never inside)."""
+    """Boolean mask of the entries inside the range (NaN only with ``allow_nan``)."""
     ok = np.isfinite(arr) if not allow_inf else ~np.isnan(arr)
     if lower is not None:
         ok &= (arr >= lower) if allow_equal else (arr > lower)
     if upper is not None:
         ok &= arr < upper
+    if allow_nan:
+        ok |= np.isnan(arr)
     return ok
 
 
@@ -240,6 +248,7 @@ def check_array(
     upper: float | None = None,
     allow_equal: bool = False,
     allow_inf: bool = False,
+    allow_nan: bool = False,
     shape: tuple[int, ...] | None = None,
 ) -> np.ndarray:
     """Return ``x`` as a float64 ndarray after checking its type, shape and that every entry is in range.
@@ -252,6 +261,9 @@ def check_array(
         Real numbers: integer or float dtype (or objects that convert to float).
     lower, upper, allow_equal, allow_inf
         The range, as in :func:`check_scalar`; by default any finite number.
+    allow_nan : bool
+        Admit NaN. With ``allow_inf`` and no bounds this checks only the dtype and shape (no pass over the data),
+        for callers that check the values later in their own loop.
     shape : tuple of int, optional
         Required shape.
 
@@ -277,7 +289,9 @@ def check_array(
     if shape is not None and arr.shape != tuple(shape):
         raise ValueError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
     arr = arr.astype(np.float64, copy=False)
-    ok = _in_range(arr, lower, upper, allow_equal=allow_equal, allow_inf=allow_inf)
+    if allow_nan and allow_inf and lower is None and upper is None:
+        return arr
+    ok = _in_range(arr, lower, upper, allow_equal=allow_equal, allow_inf=allow_inf, allow_nan=allow_nan)
     if not ok.all():
         text = _interval_text(lower, upper, allow_equal=allow_equal, allow_inf=allow_inf)
         bad = arr[~ok]
