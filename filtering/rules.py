@@ -41,7 +41,6 @@ from .validation import (
     check_open_unit_interval,
     check_ou_stable,
     check_positive,
-    check_predict,
     check_unit_interval,
 )
 
@@ -201,10 +200,9 @@ def adabayes(
     sigma2 = _sigma2(check_positive("lr_sgd", lr_sgd, allow_inf=True), check_batch_size(batch_size))
     beta1, _ = check_betas(betas)
     wd = check_unit_interval("weight_decay", weight_decay)
-    check_predict(predict)
     if predict == "paper":
         check_ou_stable(eta, sigma2)
-    factor, noise = variance_predict_coefficients(eta, sigma2, predict)
+    factor, noise = variance_predict_coefficients(eta, sigma2, predict)  # also checks predict
 
     def init(params: ArrayLike) -> RuleState:
         return _init(params, sigma2)

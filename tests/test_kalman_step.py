@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from filtering import _scalar_kernel, kalman_step, ou
 from filtering import kalman_step as ks
@@ -49,6 +48,7 @@ def test_scalar_primitives_handle_infinite_prior_and_curvature():
 
 
 def test_scalar_primitives_run_on_floats_and_tensors():
+    torch = pytest.importorskip("torch")
     assert ks.update_mean(1.0, 0.5, 2.0) == 2.0
     t = torch.tensor([1.0, 2.0], dtype=torch.float64)
     out = ks.update_variance(ks.predict_variance(t, 0.81, 0.01), t * t)

@@ -150,10 +150,13 @@ def test_bad_gradient_and_shape_raise():
     state = rule.init(np.zeros(3))
     with pytest.raises(ValueError, match=r"^g must be in \(-inf, inf\)"):
         rule.update(np.array([0.0, np.nan, 0.0]), state)
-    with pytest.raises(ValueError, match="shape"):
+    with pytest.raises(ValueError, match=r"g has shape \(4,\), but the state was initialised for shape \(3,\)"):
         rule.update(np.zeros(4), state)
-    with pytest.raises(ValueError, match="params"):
-        rules.adabayes(ETA, LR_SGD, batch_size=B, weight_decay=0.1).update(np.zeros(3), state)
+    decayed = rules.adabayes(ETA, LR_SGD, batch_size=B, weight_decay=0.1)
+    with pytest.raises(ValueError, match="params is required when weight_decay != 0"):
+        decayed.update(np.zeros(3), state)
+    with pytest.raises(ValueError, match=r"params has shape \(1,\), expected \(3,\)"):
+        decayed.update(np.zeros(3), state, np.zeros(1))
 
 
 def test_ou_stability_is_checked():
@@ -252,3 +255,23 @@ def test_rules_with_weight_decay_refuse_bad_params(params):
     for rule in _all_rules(wd=1e-3):
         with pytest.raises(ValueError, match="params"):
             rule.update(np.ones(3), rule.init(np.zeros(3)), params)
+
+
+def test_zero_gradient_gives_exactly_zero_step_even_at_infinite_rate():
+    """⟨g⟩ = 0 gives a zero step by convention, also where the rate is inf (σ² = inf before any data)."""
+    for rule in [*_all_rules(), rules.adabayes(ETA, math.inf, batch_size=B), rules.adamw(ETA, eps=0.0)]:
+        step, _ = rule.update(np.zeros(3), rule.init(np.zeros(3)))
+        np.testing.assert_array_equal(step, 0.0, err_msg=rule.name)
+    rule = rules.fading_memory(0.01, math.inf, batch_size=B)  # σ² = inf is allowed here too
+    step, state = rule.update(np.array([0.0, 2.0]), rule.init(np.zeros(2)))
+    np.testing.assert_array_equal(step, [0.0, 1 / 2.0])  # the first observation alone: σ²_post = 1/g²
+    np.testing.assert_array_equal(state.var_post, [np.inf, 0.25])
+
+
+def test_rule_names_and_eps_check():
+    assert rules.adabayes(batch_size=B).name == "AdaBayes"
+    assert rules.adabayes(batch_size=B, predict="exponential").name == "AdaBayes(exponential)"
+    with pytest.raises(ValueError, match=r"eps must be in \[0, inf\)"):
+        rules.adam(eps=-1e-8)
+    with pytest.raises(ValueError, match="predict"):
+        rules.adabayes(batch_size=B, predict="euler")

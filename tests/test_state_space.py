@@ -415,3 +415,41 @@ def test_ou_coefficients_from_lists_match_eq14(predict):
 def test_ou_functions_refuse_an_unknown_discretisation(call):
     with pytest.raises(ValueError, match="predict must be one of"):
         call()
+
+
+def test_filters_check_shapes():
+    h = np.ones((3, 2))
+    for bad_g in (np.zeros((0, 2)), np.float64(0.0)):
+        with pytest.raises(ValueError, match=r"g must have shape \(T, \.\.\.\) with T >= 1"):
+            ss.kalman_filter(bad_g, h, ETA, SIGMA2)
+    with pytest.raises(ValueError, match="time_varying_h"):
+        ss.simulate(np.float64(1.0), 3, ETA, SIGMA2, 0, time_varying_h=True)
+    g = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=r"g must have shape \(T, n\)"):
+        ss.joint_kalman_filter(np.zeros(3), np.eye(2), ETA, SIGMA2)
+    with pytest.raises(ValueError, match=r"h must have shape \(2, 2\) or \(3, 2, 2\)"):
+        ss.joint_kalman_filter(g, np.eye(3), ETA, SIGMA2)
+    for name in ("transition_matrix", "process_noise"):
+        with pytest.raises(ValueError, match=rf"{name} must have shape \(2, 2\)"):
+            ss.joint_kalman_filter(g, np.eye(2), ETA, SIGMA2, **{name: np.eye(3)})
+
+
+def test_joint_filter_initial_state_and_time_varying_hessian():
+    """A full var0 and mean0 are used as given; h of shape (T, n, n) is read step by step (Eqs. 17, 18a, 41)."""
+    rng = np.random.default_rng(13)
+    steps, n = 4, 2
+    g = rng.standard_normal((steps, n))
+    h = np.stack([np.diag(10.0 ** rng.uniform(-1, 1, n)) for _ in range(steps)])
+    var0 = np.array([[0.2, 0.05], [0.05, 0.1]])
+    mean0 = np.array([0.3, -0.4])
+    joint = ss.joint_kalman_filter(g, h, ETA, SIGMA2, mean0=mean0, var0=var0)
+    a, q = ou.transition(ETA, SIGMA2)
+    m, cov = mean0, var0
+    for t in range(steps):  # the textbook filter on y = g + H μ_prior, written out
+        m_prior, cov_prior = a * m, a * a * cov + q * np.eye(n)
+        gain = cov_prior @ h[t] @ np.linalg.inv(h[t] @ cov_prior @ h[t] + h[t])
+        cov = (np.eye(n) - gain @ h[t]) @ cov_prior
+        m = m_prior + gain @ (g[t] + h[t] @ m_prior - h[t] @ m_prior)
+        np.testing.assert_allclose(joint.mean_prior[t], m_prior, rtol=1e-12)
+        np.testing.assert_allclose(joint.mean_post[t], m, rtol=1e-10)
+        np.testing.assert_allclose(joint.cov_post[t], cov, rtol=1e-10, atol=1e-15)
