@@ -453,3 +453,13 @@ def test_joint_filter_initial_state_and_time_varying_hessian():
         np.testing.assert_allclose(joint.mean_prior[t], m_prior, rtol=1e-12)
         np.testing.assert_allclose(joint.mean_post[t], m, rtol=1e-10)
         np.testing.assert_allclose(joint.cov_post[t], cov, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"steps": 0}, "steps"), ({"eta": -0.1}, "eta"), ({"sigma2": 0.0}, "sigma2"), ({"sigma2": np.inf}, "sigma2")],
+)
+def test_simulate_latent_checks_its_parameters(kwargs, match):
+    args = {"shape": (2,), "steps": 3, "eta": ETA, "sigma2": SIGMA2, "rng": 0} | kwargs
+    with pytest.raises(ValueError, match=match):
+        ss.simulate_latent(**args)

@@ -34,6 +34,7 @@ Usage::
     python tools/mutation.py --module filtering/rules.py --list                           # mutants only
     python tools/mutation.py --module filtering/rules.py --show 17                        # one mutant's diff
     python tools/mutation.py --module filtering/rules.py --ids 17,40                      # rerun some
+    python tools/mutation.py --module filtering/rules.py --rerun-survivors   # after new tests: update the report
 
 Writes ``<out>/<module>.json`` (every mutant with its status) and ``<out>/<module>.md`` (the summary and each
 survivor's line). The score is ``(killed + timeout) / (killed + timeout + survived)``.
@@ -46,6 +47,7 @@ import ast
 import concurrent.futures
 import copy
 import difflib
+import hashlib
 import json
 import os
 import random
@@ -389,13 +391,14 @@ def summary(mutants: list[Mutant]) -> dict[str, float]:
     return {**counts, "total": total, "score": detected / total if total else float("nan")}
 
 
-def markdown(module: str, info: dict[str, object], mutants: list[Mutant]) -> str:
+def markdown(module: str, info: dict, mutants: list[Mutant]) -> str:
     s = summary(mutants)
     lines = [
         f"## {module}",
         "",
         f"Command: `{info['command']}`",
         "",
+        *[f"Survivors rerun after new tests: `{c}`\n" for c in info.get("reruns", [])],
         f"{info['n_found']} mutants found, {s['total']} run ({info['sampling']}); baseline tests "
         f"{info['baseline_s']:.1f} s, timeout {info['timeout_s']:.0f} s per mutant, {info['elapsed_s']:.0f} s in all.",
         "",
@@ -424,19 +427,52 @@ def _select(mutants: list[Mutant], args: argparse.Namespace) -> tuple[list[Mutan
     return mutants, "all"
 
 
-def _run_module(module: str, args: argparse.Namespace) -> dict[str, float]:
-    source = (ROOT / module).read_text()
-    mutants = find_mutants(source)
+def _run(runner: Runner, chosen: list[Mutant], jobs: int, timeout: float) -> None:
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for m in pool.map(lambda m: runner.run(m, timeout), chosen):
+            print(f"  #{m.id:<4d} line {m.line:<4d} {m.operator:9s} {m.status:8s} {m.seconds:5.1f} s", flush=True)
+    finally:  # on an interrupt: drop the queued mutants and kill the running tests
+        pool.shutdown(wait=False, cancel_futures=True)
+        _kill_live()
+        pool.shutdown(wait=True)
+
+
+def _previous(path: Path, source: str) -> dict:
+    """The saved report of this module, if it was made from the same source."""
+    if not path.exists():
+        raise SystemExit(f"--rerun-survivors: no report at {path}")
+    report = json.loads(path.read_text())
+    if report.get("source_sha256") != hashlib.sha256(source.encode()).hexdigest():
+        raise SystemExit(f"--rerun-survivors: {path} was made from another version of the module; run it afresh")
+    return report
+
+
+def _inspect(module: str, source: str, mutants: list[Mutant], args: argparse.Namespace) -> bool:
+    """Handle --list and --show; return whether one of them was given."""
     if args.list:
         for m in mutants:
             first = m.original.splitlines()[0]
             print(f"{m.id:4d}  line {m.line:4d}  {m.operator:9s}  {first:50.50s} -> {m.replacement}")
-        return summary([])
-    if args.show is not None:
+    elif args.show is not None:
         mutated = apply(source, mutants[args.show])
         sys.stdout.writelines(difflib.unified_diff(source.splitlines(True), mutated.splitlines(True), module, "mutant"))
+    return bool(args.list or args.show is not None)
+
+
+def _run_module(module: str, args: argparse.Namespace) -> dict[str, float]:
+    source = (ROOT / module).read_text()
+    mutants = find_mutants(source)
+    if _inspect(module, source, mutants, args):
         return summary([])
-    chosen, sampling = _select(mutants, args)
+    out = Path(args.out)
+    stem = module.replace("/", "_").removesuffix(".py")
+    previous = _previous(out / f"{stem}.json", source) if args.rerun_survivors else None
+    if previous is not None:
+        ids = {m["id"] for m in previous["mutants"] if m["status"] == "survived"}
+        chosen, sampling = [m for m in mutants if m.id in ids], previous["sampling"]
+    else:
+        chosen, sampling = _select(mutants, args)
     tests = args.tests.split(",") if args.tests else TESTS[module]
     runner = Runner(module, tests, threads=1 if args.jobs > 1 else 2)
     start = time.perf_counter()
@@ -444,29 +480,31 @@ def _run_module(module: str, args: argparse.Namespace) -> dict[str, float]:
         baseline = runner.baseline()
         timeout = args.timeout or max(60.0, 5.0 * baseline)
         print(f"{module}: {len(chosen)} of {len(mutants)} mutants; baseline {baseline:.1f} s; timeout {timeout:.0f} s")
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.jobs)
-        try:
-            for m in pool.map(lambda m: runner.run(m, timeout), chosen):
-                print(f"  #{m.id:<4d} line {m.line:<4d} {m.operator:9s} {m.status:8s} {m.seconds:5.1f} s", flush=True)
-        finally:  # on an interrupt: drop the queued mutants and kill the running tests
-            pool.shutdown(wait=False, cancel_futures=True)
-            _kill_live()
-            pool.shutdown(wait=True)
+        _run(runner, chosen, args.jobs, timeout)
     finally:
         runner.close()
-    info = {
-        "module": module,
-        "tests": tests,
-        "command": "python tools/mutation.py " + " ".join(sys.argv[1:]),
-        "n_found": len(mutants),
-        "sampling": sampling,
-        "baseline_s": baseline,
-        "timeout_s": timeout,
-        "elapsed_s": time.perf_counter() - start,
-    }
-    out = Path(args.out)
+    command = "python tools/mutation.py " + " ".join(sys.argv[1:])
+    if previous is not None:  # the survivors' new statuses replace the old ones; the rest of the report stays
+        rerun = {m.id: m for m in chosen}
+        chosen = [rerun.get(m["id"]) or Mutant(**m) for m in previous["mutants"]]
+        info = {
+            k: previous[k] for k in ("module", "tests", "command", "n_found", "sampling", "baseline_s", "timeout_s")
+        }
+        info["elapsed_s"] = previous["elapsed_s"] + time.perf_counter() - start
+        info["reruns"] = [*previous.get("reruns", []), command]
+    else:
+        info = {
+            "module": module,
+            "tests": tests,
+            "command": command,
+            "n_found": len(mutants),
+            "sampling": sampling,
+            "baseline_s": baseline,
+            "timeout_s": timeout,
+            "elapsed_s": time.perf_counter() - start,
+        }
+    info["source_sha256"] = hashlib.sha256(source.encode()).hexdigest()
     out.mkdir(parents=True, exist_ok=True)
-    stem = module.replace("/", "_").removesuffix(".py")
     report = {**info, "summary": summary(chosen), "mutants": [asdict(m) for m in chosen]}
     (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
     (out / f"{stem}.md").write_text(markdown(module, info, chosen))
@@ -484,6 +522,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="mutants tested in parallel")
     parser.add_argument("--timeout", type=float, default=0.0, help="seconds per mutant (default 5x the baseline)")
     parser.add_argument("--out", default="build/mutation", help="folder for the JSON and markdown reports")
+    parser.add_argument(
+        "--rerun-survivors",
+        action="store_true",
+        help="rerun only the survivors of the report in --out (same module source) and update it",
+    )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--show", type=int, help="print the diff of one mutant and exit")
     args = parser.parse_args(argv)
