@@ -56,7 +56,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import linalg, special, stats
 
-from .fixed_point import approx_precision, exact_precision
+from .fixed_point import approx_precision
 from .ou import variance_predict_coefficients
 from .validation import check_array, check_int, check_ou_stable, check_positive, check_predict, check_scalar
 
@@ -1127,6 +1127,12 @@ def _map_points(
     return out
 
 
+def _noiseless_rate(eta: float, sigma2: float, predict: str) -> float:
+    """σ²_post at g² = 0: the OU stationary variance 1/λ0 (``inf`` for σ² = inf, where the prior never settles)."""
+    lam0 = _PrecisionChain.make(eta, sigma2, predict).lam0
+    return math.inf if lam0 == 0.0 else 1.0 / lam0
+
+
 def mean_learning_rate(
     g2: ArrayLike, eta: ArrayLike, sigma2: ArrayLike, predict: str = "paper", *, rtol: float = 1e-4
 ) -> np.ndarray:
@@ -1151,7 +1157,7 @@ def mean_learning_rate(
 
     def one(g2_: float, eta_: float, sigma2_: float) -> np.ndarray:
         if g2_ == 0.0:
-            return np.array([1.0 / exact_precision(0.0, eta_, sigma2_, predict)])
+            return np.array([_noiseless_rate(eta_, sigma2_, predict)])
         return np.array([stationary_law(GaussianGradients(g2_), eta_, sigma2_, predict, rtol=rtol).mean()])
 
     return _map_points(one, g2, eta, sigma2, 1)[..., 0]
@@ -1173,7 +1179,7 @@ def learning_rate_quantiles(
 
     def one(g2_: float, eta_: float, sigma2_: float) -> np.ndarray:
         if g2_ == 0.0:
-            return np.full(probs.shape, 1.0 / float(exact_precision(0.0, eta_, sigma2_, predict)))
+            return np.full(probs.shape, _noiseless_rate(eta_, sigma2_, predict))
         return stationary_law(GaussianGradients(g2_), eta_, sigma2_, predict, rtol=rtol).quantile(probs)
 
     return _map_points(one, g2, eta, sigma2, probs.size)

@@ -359,6 +359,14 @@ def test_zero_g2_is_the_ou_stationary_variance():
         )
 
 
+def test_zero_g2_with_infinite_sigma2_is_infinite_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert st.mean_learning_rate(0.0, 1e-3, np.inf) == np.inf
+
+
 def test_tiny_g2_tends_to_the_deterministic_fixed_point():
     """For ⟨g²⟩ -> 0 the noise enters at second order: E σ²_post = 1/λ* (1 + O(⟨g²⟩²)), within the error estimate."""
     for g2 in (1e-6, 1e-4):
