@@ -27,7 +27,7 @@ __all__ = [
 COLORS = {
     "eq21": "tab:green",
     "exact": "tab:brown",
-    "jensen": "tab:red",
+    "stochastic": "#008b8b",  # dark cyan: the stationary law of Alg. 1's σ²_post under random g (filtering.stochastic)
     "sgd": "tab:orange",
     "adam": "tab:blue",
     "sigma2": "tab:purple",

@@ -34,7 +34,7 @@ from filtering.validation import (
 
 from .checks import Check, evaluate, print_checks
 from .common import add_common_arguments, output_dir, progress
-from .curves import error_map, fixed_point_curves
+from .curves import error_map, fixed_point_curves, stochastic_rate
 from .generative_checks import CALIBRATION_SPECS, GENERATIVE_SPECS
 from .generative_measure import (
     COVER95_Z,
@@ -47,6 +47,7 @@ from .generative_measure import (
 )
 from .io import save_json, save_npz
 from .registry import help_for
+from .stochastic_check import Window, compare, stochastic_specs
 
 __all__ = [
     "HELP",
@@ -60,12 +61,18 @@ __all__ = [
     "regime_masks",
     "run",
     "simulate_generative",
+    "stochastic_checks",
     "summarise",
 ]
 
 HELP = help_for("generative")
 
 RULES = ("adabayes", "adabayes_fp", "fading", "adamw", "kalman")
+#: AdaBayes gradients kept per parameter after burn-in (evenly thinned): the empirical gradient law that
+#: :mod:`filtering.stochastic` turns into a prediction of σ²_post (issue 9)
+GRADIENT_SAMPLE = 16384
+#: arrays of the run used by the measure step only, not saved (the gradient sample is N × GRADIENT_SAMPLE floats)
+NOT_SAVED = ("adabayes_g_sample",)
 # rules whose σ²_post is a posterior variance of w*, so that z = (w* - μ)/σ_post means something
 POSTERIOR_RULES = ("kalman", "adabayes", "adabayes_fp")
 Z_EDGES = np.linspace(-5.0, 5.0, 101)
@@ -200,6 +207,50 @@ class _Accumulator:
         }
 
 
+class _Trace:
+    """Alg. 1's own gradients (every ``stride``-th step after burn-in), and its σ²_post over the two halves.
+
+    What :class:`simulations.stochastic_check.Window` needs: the gradient sample, the time averages of σ²_post over
+    the halves ``[0, averaged // 2)`` and ``[averaged // 2, averaged)`` of the averaging window and σ²_post at the
+    start of each.
+
+    Parameters
+    ----------
+    n : int
+        Parameters.
+    averaged : int
+        Steps after burn-in (>= 2).
+    samples : int
+        Largest number of gradients kept per parameter (the stride is ``ceil(averaged / samples)``).
+    """
+
+    def __init__(self, n: int, averaged: int, samples: int) -> None:
+        self.averaged = averaged
+        self.stride = max(1, -(-averaged // samples))
+        self.g = np.empty((-(-averaged // self.stride), n))
+        self.half = np.zeros((2, n))
+        self.start = np.zeros((2, n))
+
+    def add(self, i: int, rate: np.ndarray, g: np.ndarray) -> None:
+        """Step ``i`` (counted from the end of burn-in): its σ²_post and gradient."""
+        if i % self.stride == 0:
+            self.g[i // self.stride] = g
+        h = int(i >= self.averaged // 2)
+        if i in (0, self.averaged // 2):
+            self.start[h] = rate
+        self.half[h] += rate
+
+    def result(self) -> dict[str, np.ndarray]:
+        first = self.averaged // 2
+        counts = np.array([[first], [self.averaged - first]], dtype=np.float64)
+        return {
+            "adabayes_g_sample": self.g,
+            "adabayes_g_stride": np.array(self.stride),
+            "adabayes_half_rate": self.half / counts,
+            "adabayes_start_rate": self.start,
+        }
+
+
 class _Chunks:
     """The latent w*(t) (Eq. 14) and pseudo-observations y (Eq. 12) in chunks, continuing one OU path."""
 
@@ -238,7 +289,7 @@ def _step_rules(
 
 
 def simulate_generative(
-    cfg: GenerativeConfig, rng: np.random.Generator, show_progress: bool = True
+    cfg: GenerativeConfig, rng: np.random.Generator, show_progress: bool = True, gradient_sample: int = GRADIENT_SAMPLE
 ) -> dict[str, np.ndarray]:
     """Run every rule on one draw of the generative model; return per-parameter time averages.
 
@@ -248,13 +299,18 @@ def simulate_generative(
     rng : np.random.Generator
     show_progress : bool
         tqdm bar on stderr.
+    gradient_sample : int
+        AdaBayes gradients kept per parameter after burn-in (every ``ceil((steps - burn_in) / gradient_sample)``-th
+        step); they do not change the run (no random numbers are drawn for them).
 
     Returns
     -------
     dict of ndarray
         ``h`` (N,); for each rule in :data:`RULES`: ``<rule>_rate``, ``_precision``, ``_g2`` (each (N,)); for
         the rules in :data:`POSTERIOR_RULES` also ``_zmean``, ``_z2``, ``_in68``, ``_in95`` (each (N,)) and
-        ``_zhist`` (pooled z histogram on ``z_edges``).
+        ``_zhist`` (pooled z histogram on ``z_edges``); ``adabayes_g_sample`` (S, N), AdaBayes's gradients at
+        every ``adabayes_g_stride``-th step after burn-in, ``adabayes_half_rate`` and ``adabayes_start_rate``
+        (2, N), its σ²_post averaged over and at the start of each half of the averaging window.
     """
     cfg.validate()
     if not isinstance(rng, np.random.Generator):
@@ -265,6 +321,8 @@ def simulate_generative(
     mu = {k: np.zeros(n) for k in update_rules}
     states = {k: r.init(mu[k]) for k, r in update_rules.items()}
     acc = {k: _Accumulator(n, posterior=k in POSTERIOR_RULES) for k in RULES}
+    check_int("gradient_sample", gradient_sample, lower=1)
+    trace = _Trace(n, cfg.steps - cfg.burn_in, gradient_sample)
     kal_mean, kal_var = np.zeros(n), np.full(n, cfg.sigma2)  # Alg. 1's initial state, t = -1
     bar = progress(cfg.steps, "generative", show_progress)
     for start, w, y in _Chunks(cfg, h, rng):
@@ -281,6 +339,7 @@ def simulate_generative(
                     rate = states[name].var_post
                     z = (w[k] - mu[name]) / np.sqrt(rate) if acc[name].posterior else None
                     acc[name].add(rate, g, z)
+                trace.add(start + k - cfg.burn_in, states["adabayes"].var_post, grads["adabayes"])
         for a in acc.values():
             a.flush()
         bar.update(len(y))
@@ -288,7 +347,7 @@ def simulate_generative(
     out: dict[str, np.ndarray] = {"h": h, "z_edges": Z_EDGES, "kalman_final_rate": kal_var}
     for name in RULES:
         out.update(acc[name].result(name))
-    return out
+    return out | trace.result()
 
 
 def summarise(data: dict[str, np.ndarray], cfg: GenerativeConfig, rng: np.random.Generator) -> dict:
@@ -321,6 +380,39 @@ def calibration_checks(data: dict[str, np.ndarray], cfg: GenerativeConfig) -> tu
     """
     m = calibration_measure(data, cfg)
     return m["stats"], evaluate(CALIBRATION_SPECS, m)
+
+
+def stochastic_checks(data: dict[str, np.ndarray], cfg: GenerativeConfig) -> tuple[dict, dict, list[Check]]:
+    """Issue 9: Alg. 1's time-averaged σ²_post against the stationary law of its own gradients, per decade of ⟨g²⟩.
+
+    See :mod:`simulations.stochastic_check` (the observation noise of g has variance h, Eq. 12).
+
+    Returns
+    -------
+    arrays : dict of ndarray
+        ``stochastic_points_g2``, ``stochastic_points_rate`` (K,): the evaluated parameters' ⟨g²⟩ and their
+        empirical-law predictions, for the figure.
+    table : dict of ndarray
+        Per decade: the median |log(measured/predicted)| of every prediction, counts, noise and bound.
+    checks : list of Check
+    """
+    window = Window(
+        data["adabayes_g_sample"],
+        data["adabayes_rate"],
+        data["adabayes_half_rate"],
+        data["adabayes_start_rate"],
+        cfg.steps - cfg.burn_in,
+        int(data["adabayes_g_stride"]),
+    )
+    g2 = data["adabayes_g2"]
+    span = (float(g2.min()), float(g2.max()))  # the figure's curve range: the same cached solves
+
+    def gaussian(x: np.ndarray) -> np.ndarray:
+        return stochastic_rate(x, cfg.eta, cfg.sigma2, span=span)
+
+    m = compare(window, g2, data["h"], cfg.eta, cfg.sigma2, gaussian)
+    arrays = {"stochastic_points_g2": m["stoch_g2"], "stochastic_points_rate": m["stoch_empirical"]}
+    return arrays, m["stoch_table"], evaluate(stochastic_specs("generative", m, "h"), m)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -374,16 +466,19 @@ def run(args: argparse.Namespace) -> int:
     data = simulate_generative(cfg, rng, show_progress=not args.no_progress)
     result = summarise(data, cfg, rng)
     calib, calib_checks = calibration_checks(data, cfg)
-    save_npz(out / "generative.npz", **data, **result["curves"], **error_map(cfg.eta))
+    stoch_arrays, stoch_table, stoch_checks = stochastic_checks(data, cfg)
+    kept = {k: v for k, v in data.items() if k not in NOT_SAVED}
+    save_npz(out / "generative.npz", **kept, **result["curves"], **stoch_arrays, **error_map(cfg.eta))
     head = {"config": asdict(cfg), "seed": args.seed}
+    checks = result["checks"] + stoch_checks
     save_json(
         out / "generative.json",
         head
         | {
             "summary": result["summary"],
-            "tables": result["tables"],
-            "checks": [c.to_dict() for c in result["checks"]],
+            "tables": result["tables"] | {"stochastic_by_decade": stoch_table},
+            "checks": [c.to_dict() for c in checks],
         },
     )
     save_json(out / "calibration.json", head | {"stats": calib, "checks": [c.to_dict() for c in calib_checks]})
-    return print_checks(result["checks"] + calib_checks)
+    return print_checks(checks + calib_checks)

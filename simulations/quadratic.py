@@ -20,12 +20,13 @@ from filtering.validation import check_choice, check_int, check_open_unit_interv
 from .checks import Check, evaluate, print_checks
 from .column_rules import ColumnBank, column_bank
 from .common import add_common_arguments, blas_threads, last_fraction_mean, output_dir, progress
-from .curves import fixed_point_curves
+from .curves import fixed_point_curves, stochastic_rate
 from .hessian import make_hessian
 from .io import save_json, save_npz
 from .quadratic_checks import QUADRATIC_SPECS, tuned_specs
 from .quadratic_measure import eq11_check, eq11_identity_error, measure, ou_analysis, tuned_columns
 from .registry import help_for
+from .stochastic_check import Window, compare, stochastic_specs
 
 __all__ = ["HELP", "QuadraticConfig", "add_arguments", "grid", "run", "run_experiment", "simulate_quadratic"]
 
@@ -233,6 +234,17 @@ class _GridRun:
         self.sums = {"rate": np.zeros((n, c)), "g2": np.zeros((n, c))}
         self.diag = np.diag(self.h).copy()
         self.start_avg = int(self.cfg.average_from * self.cfg.steps)
+        self.tracked_rate: list[np.ndarray] = []
+        self._tracked_at = self._locate(self.track) if self.track is not None else (0, 0)
+
+    def _locate(self, column: int) -> tuple[int, int]:
+        """(bank index, column within the bank's state) of grid column ``column``."""
+        for i, (sel, _) in enumerate(self.banks):
+            cols = np.arange(sel.start, sel.stop) if isinstance(sel, slice) else sel
+            hit = np.flatnonzero(cols == column)
+            if hit.size:
+                return i, int(hit[0])
+        raise ValueError(f"track: column {column} is in no bank")
 
     def step(self, t: int, noise: np.ndarray) -> None:
         """Step ``t`` of every column, with the minibatch noise Σ_α ξ_α of shape (n,)."""
@@ -251,6 +263,9 @@ class _GridRun:
         for i, (sel, bank) in enumerate(self.banks):
             adding = self.sums if averaging else None
             self.states[i] = _step_bank(bank, self.states[i], sel, grads, mus, self.alive, adding, limit)
+        if self.track is not None and averaging:
+            bank_index, local = self._tracked_at
+            self.tracked_rate.append(self.states[bank_index].var_post[:, local].copy())  # σ²_post after this step
 
     def result(self) -> dict[str, np.ndarray]:
         count = self.cfg.steps - self.start_avg
@@ -267,6 +282,7 @@ class _GridRun:
         if self.track is not None:
             for key, vals in zip(("mu", "wstar", "g", "noise"), zip(*self.tracked, strict=True), strict=True):
                 out[f"{key}_track"] = np.array(vals)
+            out["rate_track"] = np.array(self.tracked_rate)
         return out
 
 
@@ -299,7 +315,8 @@ def simulate_quadratic(
         ``loss_t`` (K,), ``loss`` (K, C) excess loss ½ μᵀHμ at linearly spaced steps; ``loss_fine_t`` (K',),
         ``loss_fine`` (K', C) at those and log-spaced steps; ``rate``, ``g2`` (n, C) averages after
         ``average_from``; ``diverged`` (C,); ``final_mu`` (n, C); with ``track``: ``mu_track``, ``wstar_track``,
-        ``g_track``, ``noise_track`` (T', n).
+        ``g_track``, ``noise_track`` (T', n) before each step and ``rate_track`` (T', n), the tracked column's
+        σ²_post after it.
     """
     cfg.validate()
     h, _, sqrt_h = hess
@@ -350,6 +367,32 @@ def _tuned_summary(cols: list[Column], best: dict[str, int], res: dict, fresh: d
     }
 
 
+def _stochastic(res: dict, track: int, h: np.ndarray, cfg: QuadraticConfig, sigma2: float) -> tuple[dict, dict]:
+    """Issue 9: the AdaBayes reference run's σ²_post against the stationary law of its own gradients.
+
+    The observation noise of g is the minibatch sum Σ_α ξ_α, variance B H_ii (Eqs. 7, 8). Returns the measured
+    numbers of :func:`simulations.stochastic_check.compare` and the arrays for the figure.
+    """
+    rates = res["rate_track"]
+    steps = rates.shape[0]
+    cut = steps // 2
+    window = Window(
+        res["g_track"],
+        res["rate"][:, track],
+        np.stack([rates[:cut].mean(axis=0), rates[cut:].mean(axis=0)]),
+        rates[[0, cut]],
+        steps,
+    )
+    g2 = res["g2"][:, track]
+    span = (float(g2.min()), float(g2.max()))  # the curves' range: the same cached solves
+
+    def gaussian(x: np.ndarray) -> np.ndarray:
+        return stochastic_rate(x, cfg.eta, sigma2, span=span)
+
+    m = compare(window, g2, cfg.batch_size * np.diag(h), cfg.eta, sigma2, gaussian)
+    return m, {"stochastic_points_g2": m["stoch_g2"], "stochastic_points_rate": m["stoch_empirical"]}
+
+
 def run_experiment(cfg: QuadraticConfig, seed: int, quick: bool, show_progress: bool) -> tuple[dict, dict, list[Check]]:
     """Everything of experiments 2 and 3b: simulate, measure, check, curves; returns (arrays, json, checks)."""
     rng = np.random.default_rng(seed)
@@ -379,14 +422,16 @@ def run_experiment(cfg: QuadraticConfig, seed: int, quick: bool, show_progress: 
         reference_diverged=reference_diverged,
     )
     t_specs, t_measured = tuned_specs(tuned)
-    checks = evaluate([*QUADRATIC_SPECS, *t_specs], m | t_measured)
+    stoch, stoch_arrays = _stochastic(res, track, h, cfg, sigma2)
+    s_specs = stochastic_specs("quadratic", stoch, "B H_ii")
+    checks = evaluate([*QUADRATIC_SPECS, *t_specs, *s_specs], m | t_measured | stoch)
 
     g2_ref = res["g2"][:, track]
     arrays = _reference_arrays(cols, res, h, eig)
     arrays |= fixed_point_curves(g2_ref.min(), g2_ref.max(), cfg.eta, sigma2)
     arrays |= {"grid_loss": res["loss"], "tuned_loss": fresh["loss"]}
     arrays |= {"loss_fine_t": fresh["loss_fine_t"], "tuned_loss_fine": fresh["loss_fine"]}
-    arrays |= {f"ou_{k}": v for k, v in ou.items()}
+    arrays |= {f"ou_{k}": v for k, v in ou.items()} | stoch_arrays
     meta = {
         "config": asdict(cfg),
         "seed": seed,
@@ -397,6 +442,7 @@ def run_experiment(cfg: QuadraticConfig, seed: int, quick: bool, show_progress: 
         "tuned_columns": [c.rule for c in best_cols],
         "fig3": {"eta": cfg.eta, "sigma2": sigma2, "sgd_lr_sgd": SGD_REFERENCE_LR},
         "eq11_monte_carlo": mc,
+        "stochastic_by_decade": stoch["stoch_table"],
         "ou": {
             "implied_eta2_quantiles": np.quantile(ou["implied_eta2"], [0.1, 0.5, 0.9]),
             "paper_eta2": cfg.eta**2,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from figures.render import FIGURES, render_all
 from simulations.io import save_json, save_npz
@@ -22,7 +23,11 @@ def _fake_generative(d):
         grid_g2=g,
         grid_eq21=1 / (1e3 + np.sqrt(g) * 1e3),
         grid_exact=1 / (1e3 + np.sqrt(g) * 1e3),
-        grid_jensen=1 / (1e3 + np.sqrt(g) * 1e3),
+        grid_stochastic=1.01 / (1e3 + np.sqrt(g) * 1e3),
+        grid_stochastic_lo=0.5 / (1e3 + np.sqrt(g) * 1e3),
+        grid_stochastic_hi=2 / (1e3 + np.sqrt(g) * 1e3),
+        stochastic_points_g2=h[::5],
+        stochastic_points_rate=arrays["adabayes_rate"][::5],
         map_g2=g,
         map_sigma2=np.logspace(-6, 1, 10),
         map_err=np.outer(np.logspace(-6, 1, 10), g) * 1e-3,
@@ -67,6 +72,39 @@ def test_fig3_artists_follow_the_data():
     assert to_rgba(COLORS["points"])[:3] == point_rgba
     assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
     assert "eta" in ax.get_xlabel() and "sigma" in ax.get_ylabel()
+    plt.close(fig)
+
+
+def test_fig3_draws_the_stochastic_curve_its_band_and_the_per_parameter_predictions():
+    from matplotlib.collections import PolyCollection
+
+    from figures.fig3 import draw_fig3
+    from figures.style import COLORS, new_figure, plt
+
+    g = np.logspace(-2, 4, 20)
+    mean = 1 / (1e3 + np.sqrt(g) * 1e3)
+    curves = {
+        "grid_g2": g,
+        "grid_eq21": mean,
+        "grid_exact": 0.9 * mean,
+        "grid_stochastic": 1.1 * mean,
+        "grid_stochastic_lo": 0.5 * mean,
+        "grid_stochastic_hi": 2.0 * mean,
+        "stochastic_points_g2": g[::4],
+        "stochastic_points_rate": 1.2 * mean[::4],
+    }
+    fig, ax = new_figure()
+    draw_fig3(ax, {"adabayes": 1e-3 / np.sqrt(g)}, {"adabayes": mean}, curves, 1e-3, 1e-3, "t")
+    stoch = [line for line in ax.get_lines() if line.get_label().startswith("stochastic")]
+    assert len(stoch) == 1 and stoch[0].get_color() == COLORS["stochastic"]
+    np.testing.assert_allclose(stoch[0].get_ydata(), 1.1 * mean)
+    (band,) = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == pytest.approx(0.5 * mean.min()) and ys.max() == pytest.approx(2.0 * mean.max())
+    diamonds = [c for c in ax.collections if c.get_label() == "stochastic, each parameter's own g"]
+    assert len(diamonds) == 1 and diamonds[0].get_offsets().shape == (5, 2)
+    np.testing.assert_allclose(diamonds[0].get_offsets()[:, 0], 1e-3 / np.sqrt(g[::4]))
+    assert not any("Jensen" in line.get_label() for line in ax.get_lines())  # superseded (issue 9)
     plt.close(fig)
 
 
@@ -162,7 +200,7 @@ def _fake_quadratic(d, steps=300):
         arrays[f"fig3_{r}_rate"] = 1 / (5e2 + np.sqrt(2.5e5 + g2 * 1e6))
     g = np.logspace(-2, 4, 20)
     arrays.update(grid_g2=g, grid_eq21=1 / (5e2 + np.sqrt(2.5e5 + g * 1e6)), grid_exact=1 / (1e3 + np.sqrt(g) * 1e3))
-    arrays["grid_jensen"] = arrays["grid_exact"]
+    arrays["grid_stochastic"] = arrays["grid_eq21"]
     linear = np.unique(np.linspace(0, steps - 1, 100).astype(int))
     fine = np.union1d(linear, np.unique(np.geomspace(1, steps, 60).astype(int) - 1))
     arrays["loss_t"], arrays["loss_fine_t"] = linear, fine
