@@ -47,12 +47,17 @@ def test_quick_reproduce_passes_and_writes_everything(tmp_path):
     assert names["derivations/records"]["value"] >= 40 and names["derivations/markdown"]["passed"]
     for rule in ("fading", "adabayes", "adam"):
         assert f"slopes/quadratic_{rule}_vs_local" in names
+    # issue 9: the stochastic prediction is checked per decade of ⟨g²⟩ in both experiments
+    for experiment, at_least in (("generative", 6), ("quadratic", 4)):
+        per_decade = [c for n, c in names.items() if n.startswith(f"{experiment}/stochastic_vs_points_1e")]
+        assert sum(c["kind"] == "verified" for c in per_decade) >= at_least, per_decade
     for fig in ("fig3_generative", "fig3_quadratic", "slopes", "error_map", "calibration", "losses"):
         assert (tmp_path / "figures" / f"{fig}.png").stat().st_size > 10_000, fig
     for data in ("generative", "quadratic", "factorised_vs_joint"):
         assert (tmp_path / "data" / f"{data}.npz").exists()
     report = (tmp_path / "report.md").read_text()
     assert "figures/fig3_generative.png" in report and "FAIL" not in report and "--quick" in report
+    assert report.count("vs the stochastic theory") == 2 and "Coupled quadratic" in report
     numbers = [line.split(".")[0] for line in report.splitlines() if line.startswith("## ")]
     assert numbers == [f"## {k}" for k in range(1, len(numbers) + 1)], numbers  # sections 1, 2, 3, ...
     assert (tmp_path / "derivations.md").stat().st_size > 1000
@@ -316,3 +321,20 @@ def test_derivations_job_stop_kills_a_running_child():
     assert job.proc.poll() is not None and not _alive(pid)
     job.stop()  # twice is fine
     assert os.getpid() != pid
+
+
+def test_stochastic_table_lists_every_prediction_per_decade():
+    import numpy as np
+
+    from adabayes.reproduce_report import STOCHASTIC_COLUMNS, _stochastic_table
+
+    table = {key: np.array([0.1, 0.2]) for key, _ in STOCHASTIC_COLUMNS}
+    table |= {"decade": np.array([-1, 3]), "n": np.array([16, 9]), "n_region": np.array([16, 0])}
+    table |= {"noise": np.array([1e-4, np.nan]), "bound": np.array([5e-4, np.nan]), "lag1": np.array([0.0, 0.6])}
+    lines = _stochastic_table("T", table)
+    rows = [line for line in lines if line.startswith("| 1e")]
+    assert rows[0].startswith("| 1e-1 – 1e0 | 16 (16) | 0.1 | 0.1 | 0.1 | 0.1 | 0.1 | 0.0001 | 0.0005 |")
+    assert rows[1].startswith("| 1e3 – 1e4 | 9 (0) |") and "| — | — | 0.60 |" in rows[1]
+    header = next(line for line in lines if line.startswith("| decade"))
+    rule = lines[lines.index(header) + 1]
+    assert header.count("|") == rule.count("|") == rows[0].count("|") == rows[1].count("|") == 11
