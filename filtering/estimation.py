@@ -106,7 +106,12 @@ _TRANSFORM = {"rho": "tanh", "phi1": "identity", "phi2": "identity"}
 def _forward(name: str, theta: np.ndarray) -> np.ndarray:
     """Parameter from its unconstrained θ."""
     kind = _TRANSFORM.get(name, "log")
-    return np.tanh(theta) if kind == "tanh" else (theta if kind == "identity" else np.exp(theta))
+    if kind == "tanh":
+        return np.tanh(theta)
+    if kind == "identity":
+        return theta
+    with np.errstate(over="ignore"):  # a trial step far out gives inf, whose likelihood is then -inf (rejected)
+        return np.exp(theta)
 
 
 def _derivative(name: str, p: np.ndarray) -> np.ndarray:

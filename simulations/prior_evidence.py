@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from filtering.estimation import FitResult, fit
+from filtering.likelihood import ar1_loglik
 
 from .common import decade_of, log_log_slope
 
@@ -45,6 +46,7 @@ __all__ = [
     "latent_evidence",
     "markdown_table",
     "network_streams",
+    "paper_prior_loglik",
     "quadratic_streams",
     "summarise",
 ]
@@ -113,6 +115,7 @@ def quadratic_streams(quick: bool = False, seed: int = 0, show_progress: bool = 
         "rule": f"adabayes {column.hyper}",
         "h": "B H_ii (exact)",
         "seed": seed,
+        "paper_prior": {"eta": cfg.eta, "sigma2": cfg.lr_sgd / cfg.batch_size},  # Eq. 23
     }
     return StreamSet("quadratic", res["g_track"], res["mu_track"], h, group, meta, latent=res["wstar_track"])
 
@@ -176,6 +179,7 @@ def network_streams(
         "seed": seed,
         "dropped_dead_streams": int((~alive).sum()),
         "h": "time average of g² (Eq. 42)",
+        "paper_prior": {"eta": PAPER_ETA, "sigma2": 0.1 / batch_size},  # Eq. 23 with the paper's lr_sgd = 0.1
     }
     g_rec, mu_rec = g_rec[:, alive], mu_rec[:, alive]
     return StreamSet("network", g_rec, mu_rec, np.mean(g_rec**2, axis=0), labels[alive], meta)
@@ -263,6 +267,16 @@ def _nested_starts(model: str, fits: dict[str, FitResult]) -> list[dict[str, np.
     return starts
 
 
+def paper_prior_loglik(streams: StreamSet, eta: float, sigma2: float) -> np.ndarray:
+    """Log-likelihood of every stream under the paper's own prior: OU with its η and σ² (Eq. 14), r = 1 (Eq. 12),
+    with the same start and burn-in as :func:`evidence` (no parameter fitted)."""
+    y = streams.g + streams.h * streams.mu
+    v0 = V0_FACTOR * np.mean((y / streams.h) ** 2, axis=0) + 1e-300
+    a = 1.0 - eta**2 / (2.0 * sigma2)  # Eq. 14
+    res = ar1_loglik(streams.g, streams.h, a, eta**2, mu=streams.mu, mean0=0.0, var0=v0, burn=BURN)
+    return res.loglik
+
+
 def latent_evidence(streams: StreamSet, models: tuple[str, ...] = MODELS) -> Evidence | None:
     """The same comparison on the true w*(t) itself (where known), observed almost without noise.
 
@@ -321,6 +335,13 @@ def summarise(streams: StreamSet, ev: Evidence, latent: Evidence | None = None) 
     }
     if "iar" in ev.fits:
         out["iar_rho_median"] = float(np.median(ev.fits["iar"].params["rho"]))
+    if "paper_prior" in streams.meta:
+        paper = paper_prior_loglik(streams, **streams.meta["paper_prior"])
+        out["paper_prior"] = {
+            **streams.meta["paper_prior"],
+            "dloglik_vs_ou_fit_median": float(np.median(paper - ev.loglik[ref])),
+            "dloglik_vs_ou_fit_total": float(np.sum(paper - ev.loglik[ref])),
+        }
     if streams.latent is not None:
         dw = np.diff(streams.latent, axis=0)
         dwc = dw - dw.mean(axis=0)
@@ -383,6 +404,12 @@ def markdown_table(summary: dict[str, Any]) -> str:
         f"r median {ou['noise_scale_median']:.3g}; slope of log η on log ⟨g²⟩ {ou['eta_vs_g2_loglog_slope'][0]:.2f} "
         f"± {ou['eta_vs_g2_loglog_slope'][1]:.2f}.",
     ]
+    paper = summary.get("paper_prior")
+    if paper is not None:
+        rows += [
+            f"The paper's prior itself (η = {paper['eta']:g}, σ² = {paper['sigma2']:g}, r = 1, nothing fitted): median "
+            f"ΔlogL {paper['dloglik_vs_ou_fit_median']:+.1f} per parameter against the fitted OU.",
+        ]
     lat = summary.get("latent")
     if lat is not None:
         rows += [

@@ -49,12 +49,23 @@ def test_evidence_prefers_the_prior_that_generated_the_data():
     i = {m: k for k, m in enumerate(ev.models)}
     for big, small in (("ar2", "ou"), ("ar2", "iar"), ("ou", "random_walk"), ("iar", "random_walk")):
         assert np.all(ev.loglik[i[big]] >= ev.loglik[i[small]] - 1e-5), (big, small)
+    # the latent itself, observed without noise: the smooth drift is unmistakable
+    with_latent = pe.StreamSet("drift", drift, np.zeros_like(drift), np.ones(n), np.array(["a"] * n), latent=drift)
+    lat = pe.latent_evidence(with_latent)
+    li = {m: k for k, m in enumerate(lat.models)}
+    assert np.median(lat.loglik[li["iar"]] - lat.loglik[li["ou"]]) > 50
+    np.testing.assert_allclose(np.median(lat.fits["iar"].params["rho"]), 0.9, atol=0.05)
 
 
 def test_quadratic_streams_recover_the_exact_noise_scale():
     """On the quadratic h = B H_ii is exact, so the fitted r of Eq. 12 must be about 1."""
     streams = pe.quadratic_streams(quick=True, seed=0)
-    assert streams.g.shape == streams.mu.shape and streams.g.shape[1] == streams.h.shape[0] == 160
+    assert (
+        streams.g.shape == streams.mu.shape == streams.latent.shape and streams.g.shape[1] == streams.h.shape[0] == 160
+    )
+    # Eq. 11: g = B H_ii (w* - μ) + noise of variance B H_ii, so (g - h (w* - μ)) / sqrt(h) has variance ≈ 1
+    resid = (streams.g - streams.h * (streams.latent - streams.mu)) / np.sqrt(streams.h)
+    assert abs(np.var(resid) - 1.0) < 0.05
     fit = est.fit(streams.g, streams.h, mu=streams.mu, model="random_walk", init=(0.0, 1.0), burn=2)
     assert abs(np.median(fit.params["noise_scale"]) - 1.0) < 0.1
 
