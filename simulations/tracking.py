@@ -1,4 +1,9 @@
-"""Tracking on the generative model: where AdaBayes stops following w*, and what σ²_post is there (issue 9).
+"""The experiments of docs/STOCHASTIC.md (issue 9): Alg. 1's learning rate with random gradients, and tracking.
+
+1. :func:`learning_rate_curves`, :func:`monte_carlo_rates`, :func:`draw_learning_rate_figure`: the stationary
+   E[σ²_post] of :mod:`filtering.stochastic` beside Eq. 21, the exact fixed point, the second-order Jensen estimate
+   and an independent Monte Carlo of the recursion (``docs/figures/stochastic_learning_rate.png``).
+2. Tracking on the generative model: where AdaBayes stops following w*, and what σ²_post is there.
 
 The generative model of Eqs. 12-14 (an OU optimum w*, gradients ``g = h (w* - μ) + sqrt(h) ε``) is run with
 AdaBayes (Alg. 1, β1 = 0, decay η²/(2σ²) as Eq. 17a) supplying μ, for curvatures h across the transition
@@ -14,24 +19,185 @@ the pull, ``≈ 1/(h e)``, cannot bring it back: μ stays near 0 and the error t
 (``E σ²_post ≈ π η p_g(0)``), which the stationary law of :mod:`filtering.stochastic` computes from the empirical
 sample of g.
 
-``python -m simulations.tracking [--quick] [--seed S]`` prints the table; :func:`run` returns it.
+``python -m simulations.tracking [--quick] [--seed S]`` prints the tracking table (:func:`run` returns it);
+``python -m simulations.tracking --figure [--points N]`` draws the figure and prints its runtime and the Monte Carlo
+comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from filtering import rules
 from filtering.fixed_point import approx_precision, exact_precision
+from filtering.kalman_step import precision_step
+from filtering.ou import variance_predict_coefficients
 from filtering.state_space import gradient, simulate_latent
-from filtering.stochastic import EmpiricalGradients, GaussianGradients, stationary_law
+from filtering.stochastic import (
+    EmpiricalGradients,
+    GaussianGradients,
+    fixed_point_mean_learning_rate,
+    stationary_law,
+)
 from filtering.validation import check_rng
 
-__all__ = ["TrackingConfig", "predict", "run", "simulate_tracking", "tracking_lost"]
+from .jensen import jensen_rate
+
+__all__ = [
+    "TrackingConfig",
+    "draw_learning_rate_figure",
+    "learning_rate_curves",
+    "monte_carlo_rates",
+    "predict",
+    "run",
+    "simulate_tracking",
+    "tracking_lost",
+]
+
+FIGURE = Path("docs/figures/stochastic_learning_rate.png")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 1. the learning rate with i.i.d. gradients
+
+
+def learning_rate_curves(
+    g2: np.ndarray, eta: float, sigma2: float, predict: str = "paper", rtol: float = 1e-3
+) -> dict[str, np.ndarray]:
+    """Learning-rate curves over ⟨g²⟩ (arrays of the shape of ``g2``).
+
+    Returns ``g2``, ``adam_x`` (η/sqrt⟨g²⟩, Fig. 3's x-axis), ``mean``, ``q10``, ``q90`` (stationary law of Alg. 1),
+    ``error`` (its error estimate), ``eq21``, ``exact`` (the exact deterministic fixed point), ``jensen``
+    (:func:`simulations.jensen.jensen_rate`), ``fp_mean`` (AdaBayes-FP, β2 = 0.999) and ``seconds`` (wall time of
+    the stationary-law loop, 0-d).
+    """
+    g2 = np.asarray(g2, dtype=np.float64)
+    mean, q10, q90, err = (np.empty_like(g2) for _ in range(4))
+    start = time.perf_counter()
+    for i, v in enumerate(g2):
+        law = stationary_law(GaussianGradients(float(v)), eta, sigma2, predict, rtol=rtol)
+        mean[i], err[i] = law.mean(), law.error_estimate
+        q10[i], q90[i] = law.quantile(np.array([0.1, 0.9]))
+    return {
+        "g2": g2,
+        "adam_x": eta / np.sqrt(g2),
+        "mean": mean,
+        "q10": q10,
+        "q90": q90,
+        "error": err,
+        "eq21": 1.0 / approx_precision(g2, eta, sigma2),
+        "exact": 1.0 / exact_precision(g2, eta, sigma2, predict),
+        "jensen": jensen_rate(g2, eta, sigma2, predict),
+        "fp_mean": fixed_point_mean_learning_rate(g2, eta, sigma2, rtol=rtol),
+        "seconds": np.array(time.perf_counter() - start),
+    }
+
+
+def monte_carlo_rates(
+    g2: np.ndarray,
+    eta: float,
+    sigma2: float,
+    rng: int | np.random.Generator,
+    predict: str = "paper",
+    chains: int = 64,
+    relaxations: float = 20.0,
+) -> dict[str, np.ndarray]:
+    """Alg. 1's precision recursion (``precision_step``, Eqs. 17b + 18a) driven by g ~ N(0, ⟨g²⟩), all points at once.
+
+    ``chains`` chains per point start at the deterministic fixed point; a third of ``relaxations`` relaxation times
+    ``1/(1 - φ'(λ*))`` of the slowest point is burn-in, the rest is averaged. Returns ``mean`` / ``se``: the time
+    average of ``E[σ²_post | y] = sqrt(π/(2⟨g²⟩y)) erfcx(sqrt(y/(2⟨g²⟩)))`` (y the prior precision; unbiased and far
+    less noisy than σ²_post when η²⟨g²⟩ is large) and its standard error from the spread of independent chains;
+    ``raw`` / ``raw_se`` the same for σ²_post itself.
+    """
+    from scipy import special
+
+    rng = check_rng(rng)
+    g2 = np.asarray(g2, dtype=np.float64)[:, None]
+    f, q = variance_predict_coefficients(eta, sigma2, predict)
+    lam = np.repeat(exact_precision(g2, eta, sigma2, predict), chains, axis=1)
+    tau = float(np.max(1.0 / (1.0 - f / (f + q * lam[:, 0]) ** 2)))
+    burn, steps = max(2000, int(relaxations * tau / 3)), max(4000, int(2 * relaxations * tau / 3))
+    raw, cond = np.zeros_like(lam), np.zeros_like(lam)
+    for t in range(burn + steps):
+        y = precision_step(lam, f, q, 0.0)  # prior precision (Eq. 17b)
+        lam = y + g2 * rng.standard_normal(lam.shape) ** 2  # Eq. 18a
+        if t >= burn:
+            raw += 1.0 / lam
+            cond += np.sqrt(np.pi / (2.0 * g2 * y)) * special.erfcx(np.sqrt(y / (2.0 * g2)))
+    out = {"g2": g2[:, 0]}
+    for name, total in (("mean", cond), ("raw", raw)):
+        per_chain = total / steps
+        out[name] = per_chain.mean(axis=1)
+        out["se" if name == "mean" else "raw_se"] = per_chain.std(axis=1, ddof=1) / math.sqrt(chains)
+    return out
+
+
+def draw_learning_rate_figure(
+    data: dict[str, np.ndarray], mc: dict[str, np.ndarray], eta: float, sigma2: float, path: Path
+) -> None:
+    """Two panels: the learning rates against η/sqrt⟨g²⟩, and each divided by Eq. 21."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, mx = data["adam_x"], eta / np.sqrt(mc["g2"])
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.5, 8.5), sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    top.fill_between(x, data["q10"], data["q90"], color="tab:green", alpha=0.18, lw=0, label="10-90 % of σ²_post")
+    lines = (
+        ("mean", "E[σ²_post], stationary law (filtering.stochastic)", {"color": "tab:green", "lw": 2.2}),
+        ("eq21", "Eq. 21", {"color": "k", "lw": 1.2, "ls": "--"}),
+        ("exact", "exact deterministic fixed point", {"color": "tab:brown", "lw": 1.2}),
+        ("jensen", "Jensen, second order (simulations.jensen)", {"color": "tab:purple", "lw": 1.0, "ls": ":"}),
+        ("fp_mean", "AdaBayes-FP E[σ²_post] (β2 = 0.999)", {"color": "tab:orange", "lw": 1.0, "ls": "-."}),
+    )
+    for key, label, style in lines:
+        top.plot(x, data[key], label=label, **style)
+        bottom.plot(x, data[key] / data["eq21"], **style)
+    top.errorbar(mx, mc["mean"], yerr=2 * mc["se"], fmt="o", ms=4, color="k", label="Monte Carlo of Alg. 1 (±2 s.e.)")
+    top.plot(x, np.sqrt(np.pi / 2) * x, color="gray", lw=0.8, ls=(0, (1, 3)), label="sqrt(π/2) η/sqrt⟨g²⟩")
+    for where, text, colour in ((sigma2, "x = 1 ", "tab:blue"), (eta**2, " η²⟨g²⟩ = 1", "tab:red")):
+        top.axvline(where, color=colour, lw=0.6)
+        top.text(where, 2e-12, text, color=colour, fontsize=8, ha="right" if text.endswith(" ") else "left")
+    top.set(xscale="log", yscale="log", ylabel="learning rate σ²_post", ylim=(1e-12, 3e-3))
+    top.legend(fontsize=7.5, loc="upper left")
+    top.set_title(f"Alg. 1 with g ~ N(0, ⟨g²⟩) i.i.d., η = {eta:g}, σ² = {sigma2:g}", fontsize=10)
+    bottom.fill_between(x, data["q10"] / data["eq21"], data["q90"] / data["eq21"], color="tab:green", alpha=0.18, lw=0)
+    eq21_mc = 1.0 / approx_precision(mc["g2"], eta, sigma2)
+    bottom.errorbar(mx, mc["mean"] / eq21_mc, yerr=2 * mc["se"] / eq21_mc, fmt="o", ms=4, color="k")
+    bottom.axhline(np.sqrt(np.pi / 2), color="gray", lw=0.8, ls=(0, (1, 3)))
+    bottom.set(xscale="log", ylim=(0.0, 1.6), xlabel="Adam learning rate η/sqrt⟨g²⟩", ylabel="÷ Eq. 21")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _figure(points: int, seed: int, path: Path) -> None:
+    eta, sigma2 = 1e-3, 1e-3
+    data = learning_rate_curves(np.logspace(-4, 12, points), eta, sigma2)
+    mc = monte_carlo_rates(np.logspace(-4, 12, 17), eta, sigma2, seed)
+    print(f"stationary law, mean and 10/90 % quantiles at {points} points: {float(data['seconds']):.1f} s wall; "
+          f"largest error estimate {float(np.max(data['error'] / data['mean'])):.1e} (relative)")  # fmt: skip
+    for i, v in enumerate(mc["g2"]):
+        solved = stationary_law(GaussianGradients(float(v)), eta, sigma2, rtol=1e-4).mean()
+        rel, se = solved / mc["mean"][i] - 1, mc["se"][i] / mc["mean"][i]
+        vs_eq21, vs_exact = solved * approx_precision(v, eta, sigma2), solved * exact_precision(v, eta, sigma2)
+        print(f"<g2>={v:9.2e} solver/MC-1={rel:+.2e} MC s.e.={se:.1e} /Eq21={vs_eq21:.4f} /exact={vs_exact:.3g} "
+              f"jensen/solver={jensen_rate(v, eta, sigma2) / solved:.3f}")  # fmt: skip
+    draw_learning_rate_figure(data, mc, eta, sigma2, path)
+    print("figure:", path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 2. tracking on the generative model
 
 
 @dataclass(frozen=True)
@@ -204,7 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulations.tracking", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--figure", action="store_true", help=f"draw {FIGURE} instead of the tracking table")
+    parser.add_argument("--points", type=int, default=400, help="points of the figure's curves")
     args = parser.parse_args(argv)
+    if args.figure:
+        _figure(args.points, args.seed, FIGURE)
+        return 0
     cfg = TrackingConfig.quick() if args.quick else TrackingConfig()
     print("config:", asdict(cfg))
     _print(run(cfg, args.seed))
