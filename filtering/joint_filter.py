@@ -43,7 +43,7 @@ def _initial_covariance(var0: ArrayLike | None, sigma2: np.ndarray) -> np.ndarra
     if var0 is None:
         cov = np.diag(sigma2)
     else:
-        v0 = check_array("var0", var0, allow_inf=True)
+        v0 = check_array("var0", var0)
         if v0.ndim == 2 and v0.shape != (n, n):
             raise ValueError(f"var0 must have shape ({n},) or ({n}, {n}), got {v0.shape}")
         cov = v0.copy() if v0.ndim == 2 else np.diag(np.broadcast_to(v0, (n,)))

@@ -463,3 +463,68 @@ def test_simulate_latent_checks_its_parameters(kwargs, match):
     args = {"shape": (2,), "steps": 3, "eta": ETA, "sigma2": SIGMA2, "rng": 0} | kwargs
     with pytest.raises(ValueError, match=match):
         ss.simulate_latent(**args)
+
+
+def test_simulation_draws_follow_eqs_12_and_14_in_order():
+    """The generative recipe written inline with the same generator: w*(-1) ~ N(0, σ²), then Eq. 14, then Eq. 12."""
+    shape, steps, eta, sigma2 = (3,), 6, 0.2, 0.5
+    h = np.array([0.5, 2.0, 8.0])
+    mu = np.array([0.1, -0.2, 0.3])
+    sim = ss.simulate(h, steps, eta, sigma2, 21, mu=mu)
+    rng = np.random.default_rng(21)
+    a, q = 1 - eta**2 / (2 * sigma2), eta**2
+    w = [a * rng.standard_normal(shape) * np.sqrt(sigma2) + rng.standard_normal(shape) * np.sqrt(q)]
+    noise = rng.standard_normal((steps - 1, *shape)) * np.sqrt(q)
+    for t in range(1, steps):
+        w.append(a * w[-1] + noise[t - 1])
+    w = np.array(w)
+    y = h * w + np.sqrt(h) * rng.standard_normal((steps, *shape))
+    np.testing.assert_allclose(sim.w_star, w, rtol=1e-14)
+    np.testing.assert_allclose(sim.y, y, rtol=1e-14)
+    np.testing.assert_allclose(sim.g, y - h * mu, rtol=1e-13, atol=1e-15)
+
+
+def test_one_dimensional_gradients_are_one_scalar_filter():
+    rng = np.random.default_rng(22)
+    g, h = rng.standard_normal(8), 10.0 ** rng.uniform(-1, 1, 8)
+    one = ss.kalman_filter(g, h, ETA, SIGMA2)
+    column = ss.kalman_filter(g[:, None], h[:, None], ETA, SIGMA2)
+    assert one.mean_post.shape == (8,)
+    np.testing.assert_array_equal(one.mean_post, column.mean_post[:, 0])
+    np.testing.assert_array_equal(one.var_post, column.var_post[:, 0])
+
+
+def test_infinite_curvature_gives_certainty():
+    """h = inf at a step: σ²_post = 0 there (Eq. 18a), and μ_post = μ_prior since σ²_post g = 0."""
+    g = np.array([[0.5], [1.0], [-2.0]])
+    h = np.array([[1.0], [np.inf], [1.0]])
+    r = ss.kalman_filter(g, h, ETA, SIGMA2)
+    assert r.var_post[1, 0] == 0.0
+    assert r.mean_post[1, 0] == r.mean_prior[1, 0]
+    assert r.var_post[2, 0] > 0.0
+
+
+def test_kalman_filter_checks_out_arrays():
+    g, h = np.zeros((4, 3)), np.ones((4, 3))
+    o = np.empty((4, 3))
+    for bad in ((o, np.empty((4, 3)), np.empty((4, 3))), np.empty((2, 4, 3))):
+        with pytest.raises(ValueError, match="pair"):
+            ss.kalman_filter(g, h, ETA, SIGMA2, out=bad)
+    for bad in (np.empty((4, 2)), np.empty((4, 3), dtype=np.float32), [[0.0] * 3] * 4):
+        with pytest.raises(ValueError, match=r"out\[1\] must be a float64 ndarray of shape \(4, 3\)"):
+            ss.kalman_filter(g, h, ETA, SIGMA2, out=(o, bad))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        ss.kalman_filter(g, h, ETA, SIGMA2, out=(np.empty((3, 4)).T, o))
+
+
+@pytest.mark.parametrize(
+    ("g", "error"),
+    [
+        (np.array([[0.0, np.nan]] * 3), ValueError),
+        (np.array([[0.0, np.inf]] * 3), ValueError),
+        (np.zeros((3, 2), dtype=complex), TypeError),
+    ],
+)
+def test_joint_filter_checks_gradients(g, error):
+    with pytest.raises(error, match="g must"):
+        ss.joint_kalman_filter(g, np.eye(2), ETA, SIGMA2)
