@@ -238,8 +238,8 @@ def _per_decade(out: dict[str, Any], logerr: dict[str, np.ndarray]) -> dict[str,
         noise = float(np.median(out["stoch_noise"][reg])) if reg.any() else math.nan
         solver = float(np.median(out["stoch_solver"][reg])) if reg.any() else math.nan
         bound = NOISE_UNITS * noise + solver
-        for key, value in (("decade", int(d)), ("n", int(sel.sum())), ("n_region", int(reg.sum()))):
-            table[key].append(value)
+        for key, count in (("decade", int(d)), ("n", int(sel.sum())), ("n_region", int(reg.sum()))):
+            table[key].append(count)
         for key in PREDICTIONS:
             table[key].append(float(np.median(logerr[key][sel])))
         table["noise"].append(noise)

@@ -245,3 +245,72 @@ def test_recorder_without_gradient_steps_saves_no_window_and_validates_the_optio
 
     with pytest.raises(ValueError, match="batch_size"):
         LearningRateRecorder(NoBatch(), gradient_steps=4, attach=False)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# the network analysis (simulations.training.fig3_theory) on a recorder-like record with known gradients
+
+
+def _network_like_record(rho: float = 0.0, ema_factor: float = 1.0) -> dict[str, np.ndarray]:
+    """40 entries, Alg. 1 run for 3000 steps on Gaussian g (AR(1) with ``rho``); the last 1024 g as the window."""
+    rng = np.random.default_rng(11)
+    var_g = np.logspace(0, 4, 40)
+    z = rng.standard_normal((3000, 40))
+    g = np.empty_like(z)
+    g[0] = z[0]
+    for t in range(1, 3000):
+        g[t] = rho * g[t - 1] + np.sqrt(1 - rho**2) * z[t]
+    g *= np.sqrt(var_g)
+    f, q = variance_predict_coefficients(ETA, SIGMA2)
+    var = np.full(40, SIGMA2)
+    for t in range(3000):
+        var = update_variance(predict_variance(var, f, q), g[t] ** 2)
+    window = g[-1024:].T.astype(np.float32)
+    return {
+        "var_post": var,
+        "g2": ema_factor * (window.astype(np.float64) ** 2).mean(axis=1),
+        "eta": np.full(40, ETA),
+        "sigma2": np.full(40, SIGMA2),
+        "step": np.full(40, 3000),
+        "grad_window": window,
+    }
+
+
+def test_network_theory_reconstructs_the_filter_and_its_law_holds_the_snapshots():
+    pytest.importorskip("torch")
+    from simulations.training.fig3_theory import network_theory
+
+    record = _network_like_record()
+    theory = network_theory(record, max_points=40)
+    s = theory[3000]["summary"]
+    assert s["n_evaluated"] == 40 and s["n_testable"] >= 35
+    assert s["x_le_sigma2"]["n"] == int(np.sum(ETA / np.sqrt(record["g2"]) <= SIGMA2)) > 0
+    # the window is the filter's own input; what is left is the unknown start, forgotten at the rate φ'(λ*)
+    assert s["recon_end_vs_snapshot"]["median_abs_log10"] < 1e-4 and s["recon_end_vs_snapshot"]["q90_abs_log10"] < 2e-3
+    assert s["time_average_vs"]["stochastic"]["median_abs_log10"] < 0.005
+    assert 0.3 < s["pit"]["median"] < 0.7 and s["pit"]["ks_distance"] < 0.3  # snapshots are draws of the law
+    assert abs(s["diagnostics_median"]["lag1_g"]) < 0.1 and s["diagnostics_median"]["kurtosis"] == pytest.approx(
+        3, abs=0.5
+    )
+    assert s["snapshot_vs"]["none"]["median_abs_log10"] > 10 * s["snapshot_vs"]["stochastic_median"]["median_abs_log10"]
+
+
+def test_network_theory_separates_a_wrong_ema_from_the_gradient_law():
+    pytest.importorskip("torch")
+    from simulations.training.fig3_theory import network_theory
+
+    s = network_theory(_network_like_record(ema_factor=2.0), max_points=40)[3000]["summary"]
+    assert s["snapshot_vs"]["eq21"]["median_ratio"] > 1.3  # Eq. 21 at a doubled ⟨g²⟩ is far too low
+    assert abs(np.log(s["snapshot_vs"]["eq21_window"]["median_ratio"])) < 0.1  # the window's own mean g² is right
+    assert s["diagnostics_median"]["ema_over_window"] == pytest.approx(2.0)
+
+
+def test_network_theory_shows_correlated_gradients():
+    pytest.importorskip("torch")
+    from simulations.training.fig3_theory import network_theory
+
+    s = network_theory(_network_like_record(rho=0.98), max_points=40)[3000]["summary"]
+    assert s["diagnostics_median"]["lag1_g"] > 0.9
+    assert s["pit"]["ks_distance"] > 0.3  # the i.i.d. law no longer describes the snapshots
+    with pytest.raises(ValueError, match="grad_window"):
+        network_theory({k: v for k, v in _network_like_record().items() if k != "grad_window"})

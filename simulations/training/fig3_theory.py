@@ -1,0 +1,224 @@
+"""What each recorded entry's own gradients predict for its σ²_post on a real network (issue 9, item 4).
+
+``adabayes fig3-network --gradient-steps K`` keeps, beside every sampled σ²_post, the gradients ``g = -B p.grad``
+of that entry over the last K optimiser steps (:class:`filtering.recording.LearningRateRecorder`). Here, per
+recorded step and entry, that window is the empirical gradient law (equal-mass atoms, exact ⟨g²⟩:
+:func:`simulations.stochastic_check.compress_gradients`) from which :func:`filtering.stochastic.stationary_law`
+gives the stationary law of Alg. 1's σ²_post under i.i.d. draws. The recorded σ²_post is one draw (a snapshot at
+the recorded step, not a time average), so it is compared with
+
+* the law's mean and its median (``stochastic``, ``stochastic_median``), and through its PIT ``F(snapshot)``
+  (uniform if the law is right);
+* Eq. 21 and the exact fixed point at the β2-EMA ⟨g²⟩ of Fig. 3's x-axis (``eq21``, ``exact``), Eq. 21 at the
+  window's own mean g² (``eq21_window``), the stochastic mean for Gaussian g with that mean g² (``gaussian_window``)
+  -- they split the offset into EMA, noise and shape effects -- and the do-nothing baseline σ²_post ≡ σ²
+  (``none``).
+
+The window also gives the filter's own trajectory: Alg. 1 (Eqs. 17b, 18a) run on the window's g² (from Eq. 21 at
+its mean g²) ends at the recorded σ²_post when the window is longer than the filter's memory (``recon_end``: a
+check that the recorded gradients are the ones the filter squared), and the time average of that trajectory over
+the window's second half is a noise-free test of the stationary mean (``time_average``). The diagnostics of the
+i.i.d. hypothesis are the lag-1 autocorrelations of g and g², the drift of the mean g² between the window's
+halves, the ratio of the EMA ⟨g²⟩ to the window's mean g², the kurtosis of g and the share of the mean in g².
+
+Points that can test the theory: the stochastic mean departs from σ² by more than :data:`DEPARTURE` (elsewhere
+every prediction, and the do-nothing one, is σ²).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from filtering.fixed_point import approx_precision, exact_precision
+from filtering.kalman_step import predict_variance, update_variance
+from filtering.ou import variance_predict_coefficients
+from filtering.stochastic import EmpiricalGradients, stationary_law
+from simulations.curves import stochastic_rate
+from simulations.stochastic_check import compress_gradients
+
+__all__ = ["DEPARTURE", "PREDICTORS", "add_theory_to_axes", "network_theory", "step_theory"]
+
+DEPARTURE = 0.10  # a point tests the theory when its stochastic mean departs from σ² by more than this
+PREFILTER = 0.05  # evaluated: Eq. 21 (at the EMA or the window's mean g²) departs from σ² by more than this
+RTOL = 1e-3
+ATOMS = 256
+PREDICTORS = ("eq21", "exact", "eq21_window", "gaussian_window", "stochastic", "stochastic_median", "none")
+
+
+def _lag1(x: np.ndarray) -> np.ndarray:
+    """Lag-1 autocorrelation of each row of ``x`` (K, T)."""
+    c = x - x.mean(axis=1, keepdims=True)
+    return (c[:, 1:] * c[:, :-1]).mean(axis=1) / (c * c).mean(axis=1)
+
+
+def _trajectory(g: np.ndarray, eta: float, sigma2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Alg. 1's σ²_post over the window ``g`` (K, T): its last value and its mean over the second half.
+
+    It starts at Eq. 21 of the window's mean g² (near the stationary mean, so that the unknown start is forgotten
+    within a fraction of the filter's memory).
+    """
+    f, q = variance_predict_coefficients(eta, sigma2)
+    var = 1.0 / approx_precision((g * g).mean(axis=1), eta, sigma2)
+    steps = g.shape[1]
+    total = np.zeros_like(var)
+    for t in range(steps):
+        var = update_variance(predict_variance(var, f, q), g[:, t] ** 2)  # Eqs. 17b, 18a
+        if t >= steps // 2:
+            total += var
+    return var, total / (steps - steps // 2)
+
+
+def _diagnostics(g: np.ndarray, g2_ema: np.ndarray) -> dict[str, np.ndarray]:
+    """Per point: how far the window's gradients are from i.i.d. draws of one law."""
+    sq = g * g
+    half = g.shape[1] // 2
+    mean_sq = sq.mean(axis=1)
+    return {
+        "lag1_g": _lag1(g),
+        "lag1_g2": _lag1(sq),
+        "drift": np.log(sq[:, half:].mean(axis=1) / sq[:, :half].mean(axis=1)),
+        "ema_over_window": g2_ema / mean_sq,
+        "kurtosis": (sq * sq).mean(axis=1) / mean_sq**2,
+        "mean_share": g.mean(axis=1) ** 2 / mean_sq,
+    }
+
+
+def _evaluated(arrays: dict[str, np.ndarray], step: int, max_points: int) -> np.ndarray:
+    """Rows of ``step`` with a complete window where Eq. 21 departs from σ² by > PREFILTER (<= max_points)."""
+    window = arrays["grad_window"]
+    rows = (arrays["step"] == step) & np.isfinite(window).all(axis=1) & (arrays["g2"] > 0) & (arrays["var_post"] > 0)
+    idx = np.flatnonzero(rows & (window != 0).any(axis=1))
+    eta, sigma2 = arrays["eta"][idx], arrays["sigma2"][idx]
+    mean_sq = (window[idx].astype(np.float64) ** 2).mean(axis=1)
+    far = np.maximum(
+        1.0 - 1.0 / (approx_precision(arrays["g2"][idx], eta, sigma2) * sigma2),  # Eq. 21 at the EMA ⟨g²⟩
+        1.0 - 1.0 / (approx_precision(mean_sq, eta, sigma2) * sigma2),  # and at the window's mean g²
+    )
+    idx = idx[far > PREFILTER]
+    if idx.size > max_points:  # evenly spread in x = η/sqrt(⟨g²⟩)
+        idx = idx[np.argsort(arrays["g2"][idx])][np.linspace(0, idx.size - 1, max_points).round().astype(int)]
+    return np.sort(idx)
+
+
+def _predict(g: np.ndarray, snapshot: np.ndarray, eta: float, sigma2: float) -> dict[str, np.ndarray]:
+    """The stationary law of each window: its mean, median and the PIT of the snapshot."""
+    out = {key: np.empty(g.shape[0]) for key in ("stochastic", "stochastic_median", "pit", "solver")}
+    for k in range(g.shape[0]):
+        law = stationary_law(EmpiricalGradients(compress_gradients(g[k], ATOMS)), eta, sigma2, rtol=RTOL)
+        out["stochastic"][k] = law.mean()
+        out["stochastic_median"][k] = float(law.quantile(np.array([0.5]))[0])
+        out["pit"][k] = float(law.cdf(np.array([snapshot[k]]))[0])
+        out["solver"][k] = law.error_estimate / law.mean()
+    return out
+
+
+def _stats(ratio: np.ndarray) -> dict[str, float]:
+    """Median and 90 % of |log10 ratio|, and the median ratio (snapshot / prediction)."""
+    if ratio.size == 0:
+        return {"median_abs_log10": math.nan, "q90_abs_log10": math.nan, "median_ratio": math.nan}
+    err = np.abs(np.log10(ratio))
+    return {
+        "median_abs_log10": float(np.median(err)),
+        "q90_abs_log10": float(np.quantile(err, 0.9)),
+        "median_ratio": float(np.median(ratio)),
+    }
+
+
+def step_theory(arrays: dict[str, np.ndarray], step: int, max_points: int = 800) -> dict[str, Any]:
+    """Every comparison of the module docstring at one recorded step.
+
+    Parameters
+    ----------
+    arrays : dict
+        Recorder arrays with ``grad_window`` (N, K) (``LearningRateRecorder(gradient_steps=K)``), at constant lr.
+    step : int
+        A recorded step.
+    max_points : int
+        Largest number of entries evaluated (one solve each, ~0.1 s), evenly spread in ⟨g²⟩.
+
+    Returns
+    -------
+    dict
+        ``summary`` (JSON-ready numbers: for the testable points, and ``x_le_sigma2`` for the evaluated points on
+        the Adam side x = η/sqrt(⟨g²⟩) <= σ²) and ``points`` (per evaluated entry: ``index``, ``g2``, the
+        predictions, ``testable``, ...).
+    """
+    eta, sigma2 = float(arrays["eta"][0]), float(arrays["sigma2"][0])
+    idx = _evaluated(arrays, step, max_points)
+    g = arrays["grad_window"][idx].astype(np.float64)
+    snap, g2_ema = arrays["var_post"][idx], arrays["g2"][idx]
+    mean_sq = (g * g).mean(axis=1)
+    pred = _predict(g, snap, eta, sigma2)
+    pred |= {
+        "eq21": 1.0 / approx_precision(g2_ema, eta, sigma2),  # Eq. 21 at the β2-EMA ⟨g²⟩ (Fig. 3's x-axis)
+        "exact": 1.0 / exact_precision(g2_ema, eta, sigma2),
+        "eq21_window": 1.0 / approx_precision(mean_sq, eta, sigma2),  # Eq. 21 at the window's mean g²
+        "gaussian_window": stochastic_rate(mean_sq, eta, sigma2) if idx.size else np.empty(0),
+        "none": np.full(idx.size, sigma2),
+    }
+    end, average = _trajectory(g, eta, sigma2)
+    testable = np.abs(pred["stochastic"] / sigma2 - 1.0) > DEPARTURE
+    points = {"index": idx, "g2": g2_ema, "snapshot": snap, "testable": testable, "recon_end": end}
+    points |= {"time_average": average} | pred | _diagnostics(g, g2_ema)
+    return {"summary": _summary(points, step, g.shape[1], eta, sigma2), "points": points}
+
+
+def _summary(p: dict[str, np.ndarray], step: int, window: int, eta: float, sigma2: float) -> dict[str, Any]:
+    t = p["testable"]
+    out: dict[str, Any] = {"step": step, "window_steps": window, "n_evaluated": int(t.size), "n_testable": int(t.sum())}
+    out["snapshot_vs"] = {key: _stats(p["snapshot"][t] / p[key][t]) for key in PREDICTORS}
+    left = eta / np.sqrt(p["g2"]) <= sigma2  # the Adam side of Fig. 3, x <= σ² (the issue's selection)
+    out["x_le_sigma2"] = {"n": int(left.sum())}
+    out["x_le_sigma2"] |= {key: _stats(p["snapshot"][left] / p[key][left]) for key in PREDICTORS}
+    out["time_average_vs"] = {key: _stats(p["time_average"][t] / p[key][t]) for key in ("eq21", "stochastic")}
+    out["recon_end_vs_snapshot"] = _stats(p["recon_end"][t] / p["snapshot"][t])
+    pit = np.sort(p["pit"][t])
+    ks = float(np.max(np.abs(pit - (np.arange(pit.size) + 0.5) / pit.size))) if pit.size else math.nan
+    out["pit"] = {"median": float(np.median(pit)) if pit.size else math.nan, "ks_distance": ks}
+    keys = ("lag1_g", "lag1_g2", "drift", "ema_over_window", "kurtosis", "mean_share", "solver")
+    out["diagnostics_median"] = {k: float(np.median(p[k][t])) if t.any() else math.nan for k in keys}
+    return out
+
+
+def network_theory(arrays: dict[str, np.ndarray], max_points: int = 800) -> dict[int, Any]:
+    """:func:`step_theory` at every recorded step whose window is complete for some entry."""
+    if "grad_window" not in arrays:
+        raise ValueError("arrays hold no grad_window: record with LearningRateRecorder(gradient_steps=K > 0)")
+    steps = [int(s) for s in np.unique(arrays["step"])]
+    complete = np.isfinite(arrays["grad_window"]).all(axis=1)
+    return {s: step_theory(arrays, s, max_points) for s in steps if complete[arrays["step"] == s].any()}
+
+
+def add_theory_to_axes(ax: Any, arrays: dict[str, np.ndarray], theory: dict[int, Any] | None) -> None:
+    """Draw the stochastic curve and band (g ~ N(0, ⟨g²⟩)) and, for the last analysed step, each evaluated entry's
+    own-gradient prediction on a Fig. 3 axes whose x is η/sqrt(⟨g²⟩)."""
+    from figures.style import COLORS
+
+    eta, sigma2 = float(arrays["eta"][0]), float(arrays["sigma2"][0])
+    lo, hi = ax.get_xlim()
+    g2 = (eta / np.geomspace(lo, hi, 300)) ** 2
+    span = (float(g2.min()), float(g2.max()))
+    mean = stochastic_rate(g2, eta, sigma2, 0, span)
+    band = [stochastic_rate(g2, eta, sigma2, k, span) for k in (1, 2)]
+    color = COLORS["stochastic"]
+    x = eta / np.sqrt(g2)
+    ax.plot(x, mean, color=color, lw=1.3, label="stochastic: E[σ²_post], g ~ N(0, ⟨g²⟩)", zorder=5)
+    ax.fill_between(x, *band, color=color, alpha=0.12, lw=0, label="10–90 % of σ²_post per step", zorder=1)
+    if theory:
+        step = max(theory)
+        last, window = theory[step]["points"], theory[step]["summary"]["window_steps"]
+        ax.scatter(
+            eta / np.sqrt(last["g2"]),
+            last["stochastic"],
+            s=14,
+            marker="D",
+            facecolors="none",
+            edgecolors=color,
+            linewidths=0.6,
+            label=f"stochastic, entry's own last {window} g (step {step})",
+            zorder=6,
+        )
+    ax.legend(fontsize=7, loc="lower right", markerscale=1.5)
