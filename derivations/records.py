@@ -75,6 +75,7 @@ MODULES: tuple[str, ...] = (
     "derivations.fixed_point",
     "derivations.fading_memory",
     "derivations.algorithms",
+    "derivations.stochastic",  # not in the paper: the stationary law of sigma2_post (records S1-S5, issue 9)
 )
 
 

@@ -124,7 +124,7 @@ def test_cli_json(capsys, records):
 def test_cli_text_and_markdown(capsys, tmp_path, records):
     text = _run_cli([], capsys)
     assert "Eq. 18a  [approximation]" in text and "Beyond the paper" in text
-    assert "27 confirmed, 7 approximation, 6 erratum, 6 definition, 5 assumption" in text
+    assert "27 confirmed, 12 approximation, 6 erratum, 6 definition, 5 assumption" in text
     assert "status from comparisons: 27/middle holds, 27/limit FAILS" in text
     assert "Eq. 43  [definition]" in text
     md = tmp_path / "sub" / "derivations.md"

@@ -53,14 +53,18 @@ KAPPA = sp.Symbol("kappa_mutant", positive=True)  # a fresh symbol no derivation
 
 
 def perturb(form: object) -> object:
-    """``form + κ (1 + Σ its free symbols)``: differs from ``form`` at every order, limit and point."""
+    """``form (1 + κ) + κ (1 + Σ its free symbols)``: differs from ``form`` at every order, limit and point.
+
+    The relative part keeps asymptotic comparisons honest (``derived/printed -> 1`` fails where ``form`` diverges,
+    where an additive shift alone would be negligible); the additive part handles ``form = 0``.
+    """
     if isinstance(form, sp.Set):
         return form | sp.FiniteSet(KAPPA)
     if isinstance(form, sp.MatrixBase):
         shift = KAPPA * (1 + sum(form.free_symbols, sp.Integer(0)))
-        return form + shift * sp.ones(*form.shape)
+        return form * (1 + KAPPA) + shift * sp.ones(*form.shape)
     form = sp.sympify(form)
-    return form + KAPPA * (1 + sum(form.free_symbols, sp.Integer(0)))
+    return form * (1 + KAPPA) + KAPPA * (1 + sum(form.free_symbols, sp.Integer(0)))
 
 
 @pytest.fixture(scope="module")
@@ -234,7 +238,7 @@ def test_a_registered_module_adds_its_records_after_the_papers(monkeypatch):
     extra = types.ModuleType("derivations_extra_for_test")
     extra.records = lambda: [
         Record.from_comparison(
-            "S1", _shown("a = a"), _shown("a = a"), "a test record", checks=(Comparison("S1", a, sp.sqrt(a**2)),)
+            "X1", _shown("a = a"), _shown("a = a"), "a test record", checks=(Comparison("X1", a, sp.sqrt(a**2)),)
         )
     ]
     monkeypatch.setitem(sys.modules, extra.__name__, extra)
@@ -244,7 +248,7 @@ def test_a_registered_module_adds_its_records_after_the_papers(monkeypatch):
     try:
         found = rec.all_records()
         assert [r.equation for r in found][: len(rec.PAPER_ORDER)] == list(rec.PAPER_ORDER)
-        assert found[-1].equation == "S1" and found[-1].status == CONFIRMED
+        assert found[-1].equation == "X1" and found[-1].status == CONFIRMED
         assert len(rec.all_extras()) >= 4  # a module without extras() adds none
     finally:
         rec.collect.cache_clear()
