@@ -28,7 +28,7 @@ Parameter sets (``--set``):
 Usage::
 
     python benchmarks/optimizer_step.py [--threads 1|2] [--set small|resnet50|all] [--steps 20] [--rounds 5]
-                                        [--compiled] [--no-first-step]
+                                        [--compiled] [--no-first-step] [--only numba,foreach]
     python benchmarks/optimizer_step.py --device cuda [--set resnet136|transformer1000|all]
 """
 
@@ -225,10 +225,17 @@ def time_calls(fn: Callable[[], object], steps: int, warmup: int, device: torch.
     return statistics.median(times)
 
 
-def build_runners(params: list[torch.Tensor], device: torch.device, compiled: bool) -> dict[str, Callable]:
-    """Every case's step function (its first step taken: state allocation, compilation), then the copy floor."""
+def build_runners(
+    params: list[torch.Tensor], device: torch.device, compiled: bool, only: list[str] | None = None
+) -> dict[str, Callable]:
+    """Every case's step function (its first step taken: state allocation, compilation), then the copy floor.
+
+    ``only``: keep the cases whose name contains one of these strings (fused AdamW and the floor are always kept).
+    """
     runners: dict[str, Callable] = {}
     for name, build in cases(device, compiled):
+        if only and name != "AdamW fused" and not any(s in name for s in only):
+            continue
         try:
             step = build(params)
             t0 = time.perf_counter()
@@ -262,7 +269,7 @@ def run_set(name: str, shapes: Shapes, device: torch.device, args: argparse.Name
     print(f"\n## {name}: {n / 1e6:.2f} M fp32 params in {len(shapes)} tensors, {args.rounds} interleaved rounds of "
           f"{args.steps} timed steps after {args.warmup} warm-up steps; load {_load()}")  # fmt: skip
     params = make_params(shapes, device)
-    runners = build_runners(params, device, args.compiled)
+    runners = build_runners(params, device, args.compiled, args.only.split(",") if args.only else None)
     samples: dict[str, list[float]] = {k: [] for k in runners}
     for r in range(args.rounds):
         for k, fn in runners.items():
@@ -315,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (the numba kernels follow it)")
     ap.add_argument("--compiled", action="store_true", help="also time fused=True (torch.compile: slow to build)")
     ap.add_argument("--no-first-step", action="store_true", help="skip the cold/warm first-step timing (CPU)")
+    ap.add_argument("--only", default=None, help="comma-separated parts of case names to time (e.g. 'numba,foreach'); "
+                    "fused AdamW and the copy floor are always timed")  # fmt: skip
     ap.add_argument("--first-step-child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.first_step_child:
