@@ -240,16 +240,23 @@ def _loglik_function(
         # evaluations (a call costs more than a small problem's filter)
         per_copy = streams.obs.shape[0] * c * 8
         copies = max(1, min(theta.shape[1] // c, TILE_BYTES // max(per_copy, 1)))
-        tiled = np.tile(cols, copies)
-        obs = np.ascontiguousarray(streams.obs[:, tiled])
-        h = np.ascontiguousarray(streams.h[:, tiled])
-        width = copies * c
         parts = []
-        for i in range(0, theta.shape[1], width):
-            part = theta[:, i : i + width]
-            m = part.shape[1]
-            parts.append(one_pass(part, obs[:, :m], h[:, :m], tiled[:m]))
+        for i in range(0, theta.shape[1], copies * c):
+            part = theta[:, i : i + copies * c]
+            tiled, obs, h = _tiled(cols, part.shape[1] // c)
+            parts.append(one_pass(part, obs, h, tiled))
         return np.concatenate(parts)
+
+    cache: dict[tuple[bytes, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def _tiled(cols: np.ndarray, copies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The streams ``cols`` repeated ``copies`` times side by side (C-contiguous), kept for the next call."""
+        key = (cols.tobytes(), copies)
+        if key not in cache:
+            cache.clear()
+            tiled = np.tile(cols, copies)
+            cache[key] = (tiled, np.ascontiguousarray(streams.obs[:, tiled]), np.ascontiguousarray(streams.h[:, tiled]))
+        return cache[key]
 
     return loglik
 

@@ -739,31 +739,56 @@ def _ar2_loops(obs, h, phi1, phi2, q, r, mean0, var0, burn, loglik):  # pragma: 
 
 
 @_inline
+def _ar2_row(y, ht, f1, f2, qb, rb, m1, m2, p11, p12, p22, quad, prod, sbuf):  # pragma: no cover
+    """One step of the second-order filter for a block; returns (bad inputs, factors outside the safe range)."""
+    bad = np.int64(0)
+    outside = np.int64(0)
+    for j in range(m1.shape[0]):
+        hj = ht[j]
+        bad += 1 - np.int64(hj > 0.0) + 1 - np.int64(abs(y[j]) < np.inf)
+        mp1 = f1[j] * m1[j] + f2[j] * m2[j]  # Eq. 17a (matrix form)
+        mp2 = m1[j]
+        pp11 = f1[j] * f1[j] * p11[j] + 2.0 * f1[j] * f2[j] * p12[j] + f2[j] * f2[j] * p22[j] + qb[j]  # Eq. 17b
+        pp12 = f1[j] * p11[j] + f2[j] * p12[j]
+        pp22 = p11[j]
+        e = y[j] - hj * mp1  # Eq. 41's innovation
+        s = hj * hj * pp11 + rb[j] * hj  # Eqs. 12, 16a
+        inv_s = 1.0 / s
+        k1, k2 = pp11 * hj * inv_s, pp12 * hj * inv_s  # Eqs. 18a, 41 (matrix form): gain Σ_prior Hᵀ S⁻¹
+        m1[j], m2[j] = mp1 + k1 * e, mp2 + k2 * e
+        keep = 1.0 - k1 * hj
+        p11[j], p12[j], p22[j] = pp11 * keep, pp12 * keep, pp22 - k2 * hj * pp12
+        quad[j] += e * e * inv_s
+        inside = np.int64(s > _SAFE_LO) * np.int64(s < _SAFE_HI)
+        prod[j] *= s if inside else 1.0
+        sbuf[j] = s
+        outside += 1 - inside
+    return bad, outside
+
+
+@_inline
 def _ar2_block(obs, h, lo, hi, phi1, phi2, q, r, mean0, var0, burn, loglik):  # pragma: no cover
     width = hi - lo
+    f1, f2, qb, rb = phi1[lo:hi], phi2[lo:hi], q[lo:hi], r[lo:hi]
     m1, m2 = mean0[lo:hi].copy(), mean0[lo:hi].copy()
     p11, p12, p22 = var0[lo:hi].copy(), np.zeros(width), var0[lo:hi].copy()
-    acc = np.zeros(width)
+    quad, logdet, prod, sbuf = np.zeros(width), np.zeros(width), np.ones(width), np.empty(width)
     bad = np.int64(0)
     for t in range(obs.shape[0]):
         th = t if h.shape[0] > 1 else 0
-        for j in range(width):
-            f1, f2, hj, y = phi1[lo + j], phi2[lo + j], h[th, lo + j], obs[t, lo + j]
-            bad += 1 - np.int64(hj > 0.0) + 1 - np.int64(abs(y) < np.inf)
-            mp1 = f1 * m1[j] + f2 * m2[j]  # Eq. 17a (matrix form)
-            mp2 = m1[j]
-            pp11 = f1 * f1 * p11[j] + 2.0 * f1 * f2 * p12[j] + f2 * f2 * p22[j] + q[lo + j]  # Eq. 17b (matrix form)
-            pp12 = f1 * p11[j] + f2 * p12[j]
-            pp22 = p11[j]
-            e = y - hj * mp1  # Eq. 41's innovation
-            s = hj * hj * pp11 + r[lo + j] * hj  # Eqs. 12, 16a
-            k1, k2 = pp11 * hj / s, pp12 * hj / s  # Eqs. 18a, 41 (matrix form): gain Σ_prior Hᵀ S⁻¹
-            m1[j], m2[j] = mp1 + k1 * e, mp2 + k2 * e
-            keep = 1.0 - k1 * hj
-            p11[j], p12[j], p22[j] = pp11 * keep, pp12 * keep, pp22 - k2 * hj * pp12
-            if t >= burn:
-                acc[j] += -0.5 * (_LOG_2PI + math.log(s) + e * e / s)
-    loglik[lo:hi] = acc
+        nbad, outside = _ar2_row(obs[t, lo:hi], h[th, lo:hi], f1, f2, qb, rb, m1, m2, p11, p12, p22, quad, prod, sbuf)
+        bad += nbad
+        if outside:
+            _log_outside(sbuf, logdet)
+        if t % WINDOW == WINDOW - 1:
+            _flush(prod, logdet)
+        if t == burn - 1:  # the steps so far only set up the state: forget their terms
+            quad[:] = 0.0
+            logdet[:] = 0.0
+            prod[:] = 1.0
+    counted = obs.shape[0] - burn
+    for j in range(width):
+        loglik[lo + j] = -0.5 * (counted * _LOG_2PI + logdet[j] + math.log(prod[j]) + quad[j])
     return bad
 
 
