@@ -314,3 +314,26 @@ def test_network_theory_shows_correlated_gradients():
     assert s["pit"]["ks_distance"] > 0.3  # the i.i.d. law no longer describes the snapshots
     with pytest.raises(ValueError, match="grad_window"):
         network_theory({k: v for k, v in _network_like_record().items() if k != "grad_window"})
+
+
+def test_fig3_network_with_a_gradient_window_predicts_entries_and_draws_the_theory(tmp_path):
+    pytest.importorskip("torch")
+    import json
+
+    from adabayes.cli import main
+
+    tiny = ["--dataset", "digits", "--n-train", "64", "--n-test", "32", "--batch-size", "32", "--width", "2"]
+    tiny += ["--no-progress", "--device", "cpu", "--threads", "1", "--entries-per-tensor", "40"]
+    out = tmp_path / "fig3"
+    argv = ["fig3-network", "--epochs", "6", "--record-epochs", "3", "6", "--gradient-steps", "6"]
+    argv += ["--theory-points", "7"]
+    assert main([*argv, *tiny, "--out", str(out)]) == 0
+    data = np.load(out / "fig3_network.npz")
+    assert data["grad_window"].shape == (data["var_post"].size, 6)
+    summary = json.loads((out / "fig3_network.json").read_text())
+    parts = summary["stochastic"]
+    assert [p["step"] for p in parts] == [6, 12]  # 2 steps per epoch: both windows of 6 steps are complete
+    assert all(0 < p["n_evaluated"] <= 7 and p["window_steps"] == 6 for p in parts)
+    assert set(parts[-1]["snapshot_vs"]) == {"eq21", "exact", "eq21_window", "gaussian_window", "stochastic",
+                                             "stochastic_median", "none"}  # fmt: skip
+    assert (out / "fig3_network.png").read_bytes()[:4] == b"\x89PNG"
