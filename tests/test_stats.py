@@ -180,3 +180,15 @@ def test_summarise_protocol_by_hand():
     p = s["p_best"]["test_error_pct"]
     assert p["adam"] == 0.0 and p["adabayes"] + p["sgd"] == pytest.approx(1.0)
     assert p["sgd"] == pytest.approx(0.25)  # only the resample (seed 0, seed 0) puts sgd first
+
+
+def test_early_training_statistic_and_stored_nulls():
+    h = _history([0.9, 0.5, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1], [0.5, 0.3, 0.2, 0.2, 0.1, 0.1, 0.1, 0.1], [1.0] * 8)
+    s = run_statistics(h)
+    assert s["early_epoch"] == 2 and s["early_test_error_pct"] == pytest.approx(30.0)  # a quarter of 8 epochs
+    assert run_statistics(h, planned_epochs=20)["early_epoch"] == 5
+    short = run_statistics(h[:3], planned_epochs=20)  # stopped before epoch 5
+    assert short["early_test_error_pct"] == 100.0 and math.isnan(short["early_test_loss"])
+    stored = _history([0.9, None], [0.5, 0.9], [1.0, None])  # JSON null for a non-finite loss
+    s = run_statistics(stored)
+    assert s["selected_epoch"] == 1 and s["paper_min_test_loss"] == 1.0 and math.isnan(s["final_val_loss"])

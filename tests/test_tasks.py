@@ -111,3 +111,11 @@ def test_run_task_records_validation_and_test_each_epoch():
     assert rows[-1]["val_loss"] == pytest.approx(loss, rel=1e-6) and rows[-1]["val_error"] == error
     assert all(math.isfinite(r["test_loss"]) and r["cpu_s"] > 0 for r in rows)
     assert rows[-1]["test_loss"] != rows[-1]["val_loss"]  # two different splits
+
+
+def test_mnist_is_a_data_set_of_the_training_commands():
+    from simulations.training.catalog import DATASETS, default_model
+    from simulations.training.datasets import load_dataset
+
+    assert "mnist" in DATASETS and default_model("mnist") == "cnn"
+    assert load_dataset("mnist") is load_mnist_digits()  # one cached copy for `adabayes train` and the verdict

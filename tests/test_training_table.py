@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -197,3 +198,81 @@ def test_fig3_lists_the_epochs_actually_recorded(tmp_path, monkeypatch, capsys):
     arrays, last = fig3.record_fig3(_tiny_fig3_args(tmp_path, [1, 3]))
     assert arrays["epoch"].tolist() == [1] and last["diverged"]
     assert "[3] were not recorded" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the optimiser verdict (issue 10)
+
+
+def _well_formed(interval, upper=math.inf):
+    assert interval["n"] == 2
+    values = [interval[k] for k in ("mean", "low", "high", "t_low", "t_high")]
+    assert all(math.isfinite(v) for v in values)
+    assert interval["low"] <= interval["mean"] <= interval["high"]
+    assert interval["t_low"] <= interval["mean"] <= interval["t_high"]
+    assert 0.0 <= interval["low"] and interval["high"] <= upper
+
+
+def test_verdict_quick_runs_every_protocol_with_well_formed_statistics(tmp_path, capsys):
+    from simulations.training.catalog import OPTIMIZERS
+    from simulations.training.conversion import matched_decoupled_decay, matched_lr_sgd
+
+    out = tmp_path / "verdict"
+    argv = ["table", "--protocol", "paper", "matched", "tuned", "--quick", "--tasks", "digits", "--jobs", "1"]
+    assert main([*argv, "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert all(f"## Protocol `{p}`" in printed for p in ("paper", "matched", "tuned"))
+    record = json.loads((out / "summary.json").read_text())
+    assert record["command"].startswith("adabayes table") and "--protocol paper matched tuned" in record["command"]
+    k = len(OPTIMIZERS)
+    for protocol in ("paper", "matched", "tuned"):
+        s = record["summaries"][protocol]["digits"]
+        assert set(s["optimizers"]) == set(OPTIMIZERS)
+        for entry in s["optimizers"].values():
+            assert entry["seeds"] == [0, 1]
+            _well_formed(entry["test_error_pct"], upper=100.0)
+            _well_formed(entry["test_loss"])
+            assert entry["paper_min_test_error_pct"]["mean"] <= entry["test_error_pct"]["mean"]  # test-set selection
+        ranks = s["ranks"]["test_error_pct"]
+        assert sorted(ranks) == sorted(OPTIMIZERS) and sum(ranks.values()) == pytest.approx(k * (k + 1) / 2)
+        assert all(1.0 <= r <= k for r in ranks.values())
+        assert sum(s["p_best"]["test_error_pct"].values()) == pytest.approx(1.0)
+        assert set(s["pairs"]) == {"adabayes-adam", "adabayes_fp-adamw", "adabayes-sgd", "adabayes_fp-sgd"}
+        for diff in s["pairs"].values():
+            d = diff["test_error_pct"]
+            assert d["seeds"] == [0, 1] and 0 <= d["a_better"] <= 2 and 0.0 < d["p_sign_flip"] <= 1.0
+            assert d["interval"]["low"] <= d["interval"]["mean"] <= d["interval"]["high"]
+    # the matched protocol uses the conversion of simulations.training.conversion (tests/test_conversion.py)
+    hp = record["hyperparameters"]
+    for opt in ("adabayes", "adabayes_fp"):
+        assert hp["matched"]["digits"][opt]["lr_sgd"] == pytest.approx(matched_lr_sgd(0.1, 0.9))
+        assert hp["paper"]["digits"][opt]["lr_sgd"] == pytest.approx(0.1)
+    for opt in ("adabayes", "adabayes_fp", "adamw"):
+        assert hp["matched"]["digits"][opt]["weight_decay"] == pytest.approx(matched_decoupled_decay(0.1, 0.9, 5e-4))
+    for opt in ("sgd", "adam", "amsgrad"):
+        assert hp["matched"]["digits"][opt] == hp["paper"]["digits"][opt]
+    # tuned: the same budget for every optimiser, its best configuration re-run on the final seeds
+    for opt in OPTIMIZERS:
+        trials = record["trials"]["digits"][opt]
+        assert len(trials) == 2 and trials[0]["paper"]
+        assert hp["tuned"]["digits"][opt] == pytest.approx(record["best"]["digits"][opt] | _fixed(opt, hp))
+    assert record["compute"]["trials"] >= 6 * 2 * 2  # tuning trials and final seeds at least
+    for name in ("curves_error", "curves_loss", "sensitivity", "adabayes_map"):
+        assert (out / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _fixed(opt, hp):
+    """Hyperparameters outside the search space keep the paper's value (none today: every key is searched)."""
+    from simulations.training.tuning import SPACES
+
+    return {k: v for k, v in hp["paper"]["digits"][opt].items() if k not in SPACES[opt]}
+
+
+def test_verdict_options_are_checked(tmp_path, capsys):
+    out = str(tmp_path / "v")
+    assert main(["table", "--protocol", "tuned", "--epochs", "3", "--out", out]) == 2
+    assert "--epochs cannot be combined with --protocol" in capsys.readouterr().err
+    assert main(["table", "--quick", "--out", out]) == 2
+    assert "--quick needs --protocol" in capsys.readouterr().err
+    assert main(["table", "--protocol", "best", "--out", out]) == 2
+    assert "invalid choice: 'best'" in capsys.readouterr().err
+    assert not (tmp_path / "v").exists()

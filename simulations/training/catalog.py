@@ -35,13 +35,19 @@ __all__ = [
     "hyperparameters",
 ]
 
-DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
+DATASETS = ("mnist1d", "mnist", "digits", "cifar10", "cifar100")
 
 #: model name -> number of input dimensions after the channel axis it accepts (None: any)
 MODELS: dict[str, int | None] = {"mlp": None, "resnet1d": 1, "cnn": 2, "resnet34": 2, "densenet121": 2}
 
 #: the model used for a data set when none is named
-DEFAULT_MODEL = {"mnist1d": "resnet1d", "digits": "cnn", "cifar10": "resnet34", "cifar100": "resnet34"}
+DEFAULT_MODEL = {
+    "mnist1d": "resnet1d",
+    "mnist": "cnn",
+    "digits": "cnn",
+    "cifar10": "resnet34",
+    "cifar100": "resnet34",
+}
 
 #: paper defaults per optimiser (the weight-decay conventions are in :mod:`~simulations.training.optimizers`)
 DEFAULTS: dict[str, dict[str, float]] = {

