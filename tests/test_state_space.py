@@ -397,7 +397,7 @@ def test_ou_coefficients_from_lists_match_eq14(predict):
     np.testing.assert_allclose(a, want_a, rtol=1e-14)
     np.testing.assert_allclose(q, want_q, rtol=1e-12)
     finite = np.isfinite(s)
-    stationary = ou.stationary_variance(e[finite], s[finite], predict)
+    stationary = ou.stationary_variance(list(e[finite]), list(s[finite]), predict)  # lists: array_like
     np.testing.assert_allclose(stationary, want_q[finite] / (1 - want_a[finite] ** 2), rtol=1e-10)  # q / (1 - a²)
     factor, noise = ou.variance_predict_coefficients(0.1, 0.5, predict)
     np.testing.assert_allclose([factor, noise], [want_a[0] ** 2, want_q[0]], rtol=1e-14)
