@@ -103,22 +103,30 @@ class Window:
         return self.g[:cut], self.g[cut:]
 
 
-def compress_gradients(g: np.ndarray, atoms: int = ATOMS) -> np.ndarray:
+def compress_gradients(g: np.ndarray, atoms: int = ATOMS, weights: np.ndarray | None = None) -> np.ndarray:
     """|g| atoms of equal weight: the mean g² of each of ``atoms`` equal-mass slices of the sorted sample.
 
     Slice j holds the sample's quantiles from j/atoms to (j+1)/atoms (a sample on a boundary is shared between two
-    slices in proportion), so the atoms' mean g² is the sample's exactly and every atom has weight 1/atoms. A
-    sample of n <= ``atoms`` values is returned as is. Returns shape (min(atoms, n),).
+    slices in proportion), so the atoms' mean g² is the sample's exactly and every atom has weight 1/atoms. With
+    ``weights`` (shape of ``g``, >= 0, not all 0) the sample is the weighted empirical law: each value carries mass
+    proportional to its weight. An unweighted sample of n <= ``atoms`` values is returned as is. Returns shape
+    (min(atoms, n),) unweighted, (atoms,) weighted.
     """
-    g2 = np.sort(np.asarray(g, dtype=np.float64).ravel() ** 2)
-    n = g2.size
-    if n <= atoms:
-        return np.sqrt(g2)
-    cum = np.concatenate([[0.0], np.cumsum(g2)])  # sum of the k smallest
-    pos = np.linspace(0.0, n, atoms + 1)  # slice edges, in samples
-    whole = np.minimum(np.floor(pos).astype(np.int64), n - 1)
-    partial = cum[whole] + (pos - whole) * g2[whole]  # sum of the pos smallest, the boundary sample in part
-    return np.sqrt(np.diff(partial) * atoms / n)
+    g = np.asarray(g, dtype=np.float64).ravel()
+    order = np.argsort(g * g)
+    g2 = (g * g)[order]
+    if weights is None:
+        if g2.size <= atoms:
+            return np.sqrt(g2)
+        w = np.ones_like(g2)
+    else:
+        w = np.asarray(weights, dtype=np.float64).ravel()[order]
+        if w.shape != g2.shape or not (np.isfinite(w).all() and (w >= 0).all() and w.sum() > 0):
+            raise ValueError("weights must have the shape of g, be finite and >= 0, and not all 0")
+    mass = np.concatenate([[0.0], np.cumsum(w)]) / w.sum()  # cumulative mass at the samples' edges
+    value = np.concatenate([[0.0], np.cumsum(w * g2)]) / w.sum()  # E[g²; below that edge]
+    edges = np.interp(np.linspace(0.0, 1.0, atoms + 1), mass, value)  # linear inside a sample: its g² is constant
+    return np.sqrt(np.maximum(np.diff(edges), 0.0) * atoms)
 
 
 def relaxation_factor(g2: np.ndarray, start: np.ndarray, steps: int, eta: float, sigma2: float) -> np.ndarray:

@@ -2,24 +2,28 @@
 
 ``adabayes fig3-network --gradient-steps K`` keeps, beside every sampled σ²_post, the gradients ``g = -B p.grad``
 of that entry over the last K optimiser steps (:class:`filtering.recording.LearningRateRecorder`). Here, per
-recorded step and entry, that window is the empirical gradient law (equal-mass atoms, exact ⟨g²⟩:
-:func:`simulations.stochastic_check.compress_gradients`) from which :func:`filtering.stochastic.stationary_law`
-gives the stationary law of Alg. 1's σ²_post under i.i.d. draws. The recorded σ²_post is one draw (a snapshot at
-the recorded step, not a time average), so it is compared with
+recorded step and entry, that window is the gradient law from which :func:`filtering.stochastic.stationary_law`
+gives the stationary law of Alg. 1's σ²_post under i.i.d. draws. A network's ⟨g²⟩ drifts (it falls as the loss
+does), so the window's steps are weighted as the filter weighs them: by ``φ'(λ*)^age``, the factor by which Alg. 1
+forgets per step (:func:`memory_weights`; equal-mass atoms of the weighted law, exact weighted ⟨g²⟩:
+:func:`simulations.stochastic_check.compress_gradients`). The recorded σ²_post is one draw (a snapshot at the
+recorded step, not a time average), so it is compared with
 
-* the law's mean and its median (``stochastic``, ``stochastic_median``), and through its PIT ``F(snapshot)``
-  (uniform if the law is right);
+* the law's mean and its median (``stochastic``, ``stochastic_median``), and through its PIT ``F(snapshot)`` (the
+  law is estimated from the very gradients that set the snapshot, so a right law puts the PIT near 1/2, more
+  narrowly than uniform; a median PIT near 0 or 1 says the snapshot lies outside the law);
 * Eq. 21 and the exact fixed point at the β2-EMA ⟨g²⟩ of Fig. 3's x-axis (``eq21``, ``exact``), Eq. 21 at the
-  window's own mean g² (``eq21_window``), the stochastic mean for Gaussian g with that mean g² (``gaussian_window``)
-  -- they split the offset into EMA, noise and shape effects -- and the do-nothing baseline σ²_post ≡ σ²
-  (``none``).
+  window's plain mean g² (``eq21_window``) and at its memory-weighted mean (``eq21_memory``), and the stochastic
+  mean for Gaussian g with that weighted mean (``gaussian_memory``) -- they split the offset into the EMA's lag,
+  the noise and the shape of g -- and the do-nothing baseline σ²_post ≡ σ² (``none``).
 
 The window also gives the filter's own trajectory: Alg. 1 (Eqs. 17b, 18a) run on the window's g² (from Eq. 21 at
 its mean g²) ends at the recorded σ²_post when the window is longer than the filter's memory (``recon_end``: a
 check that the recorded gradients are the ones the filter squared), and the time average of that trajectory over
-the window's second half is a noise-free test of the stationary mean (``time_average``). The diagnostics of the
-i.i.d. hypothesis are the lag-1 autocorrelations of g and g², the drift of the mean g² between the window's
-halves, the ratio of the EMA ⟨g²⟩ to the window's mean g², the kurtosis of g and the share of the mean in g².
+the window's second half is a test of the stationary mean free of the snapshot's noise (``time_average``). The
+diagnostics of the i.i.d. hypothesis are the lag-1 autocorrelations of g and g², the drift ``log`` of the mean g²
+between the window's halves, the ratios of the EMA ⟨g²⟩ to the window's plain and memory-weighted mean g², the
+memory in steps, the kurtosis of g and the share of the mean in g².
 
 Points that can test the theory: the stochastic mean departs from σ² by more than :data:`DEPARTURE` (elsewhere
 every prediction, and the do-nothing one, is σ²).
@@ -39,19 +43,46 @@ from filtering.stochastic import EmpiricalGradients, stationary_law
 from simulations.curves import stochastic_rate
 from simulations.stochastic_check import compress_gradients
 
-__all__ = ["DEPARTURE", "PREDICTORS", "add_theory_to_axes", "network_theory", "step_theory"]
+__all__ = ["DEPARTURE", "PREDICTORS", "add_theory_to_axes", "memory_weights", "network_theory", "step_theory"]
 
 DEPARTURE = 0.10  # a point tests the theory when its stochastic mean departs from σ² by more than this
 PREFILTER = 0.05  # evaluated: Eq. 21 (at the EMA or the window's mean g²) departs from σ² by more than this
 RTOL = 1e-3
 ATOMS = 256
-PREDICTORS = ("eq21", "exact", "eq21_window", "gaussian_window", "stochastic", "stochastic_median", "none")
+PREDICTORS = (
+    "eq21",
+    "exact",
+    "eq21_window",
+    "eq21_memory",
+    "gaussian_memory",
+    "stochastic",
+    "stochastic_median",
+    "none",
+)
 
 
 def _lag1(x: np.ndarray) -> np.ndarray:
     """Lag-1 autocorrelation of each row of ``x`` (K, T)."""
     c = x - x.mean(axis=1, keepdims=True)
     return (c[:, 1:] * c[:, :-1]).mean(axis=1) / (c * c).mean(axis=1)
+
+
+def memory_weights(g: np.ndarray, eta: float, sigma2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``φ'(λ*)^age`` of the window's steps (newest 1) and the memory ``1/(1 - φ'(λ*))`` in steps.
+
+    φ'(λ*) = f/(f + qλ*)² is the rate at which Alg. 1 forgets (Eqs. 17b, 18a linearised at the exact fixed point
+    λ* of the weighted mean g², found by two passes from the unweighted mean). With the window's gradient law
+    weighted so, the prediction follows a slowly drifting ⟨g²⟩ as the filter does. Shapes (K, T) and (K,).
+    """
+    f, q = variance_predict_coefficients(eta, sigma2)
+    sq = g * g
+    age = np.arange(g.shape[1])[::-1]
+    mean_sq = sq.mean(axis=1)
+    for _ in range(2):
+        slope = f / (f + q * exact_precision(mean_sq, eta, sigma2)) ** 2  # φ'(λ*)
+        w = slope[:, None] ** age[None, :]
+        mean_sq = (w * sq).sum(axis=1) / w.sum(axis=1)
+    return w, 1.0 / (1.0 - slope)
 
 
 def _trajectory(g: np.ndarray, eta: float, sigma2: float) -> tuple[np.ndarray, np.ndarray]:
@@ -103,11 +134,14 @@ def _evaluated(arrays: dict[str, np.ndarray], step: int, max_points: int) -> np.
     return np.sort(idx)
 
 
-def _predict(g: np.ndarray, snapshot: np.ndarray, eta: float, sigma2: float) -> dict[str, np.ndarray]:
-    """The stationary law of each window: its mean, median and the PIT of the snapshot."""
+def _predict(
+    g: np.ndarray, weights: np.ndarray, snapshot: np.ndarray, eta: float, sigma2: float
+) -> dict[str, np.ndarray]:
+    """The stationary law of each window's memory-weighted gradients: its mean, median and the snapshot's PIT."""
     out = {key: np.empty(g.shape[0]) for key in ("stochastic", "stochastic_median", "pit", "solver")}
     for k in range(g.shape[0]):
-        law = stationary_law(EmpiricalGradients(compress_gradients(g[k], ATOMS)), eta, sigma2, rtol=RTOL)
+        atoms = compress_gradients(g[k], ATOMS, weights[k])
+        law = stationary_law(EmpiricalGradients(atoms), eta, sigma2, rtol=RTOL)
         out["stochastic"][k] = law.mean()
         out["stochastic_median"][k] = float(law.quantile(np.array([0.5]))[0])
         out["pit"][k] = float(law.cdf(np.array([snapshot[k]]))[0])
@@ -150,18 +184,22 @@ def step_theory(arrays: dict[str, np.ndarray], step: int, max_points: int = 800)
     idx = _evaluated(arrays, step, max_points)
     g = arrays["grad_window"][idx].astype(np.float64)
     snap, g2_ema = arrays["var_post"][idx], arrays["g2"][idx]
-    mean_sq = (g * g).mean(axis=1)
-    pred = _predict(g, snap, eta, sigma2)
+    weights, memory = memory_weights(g, eta, sigma2)
+    local_sq = (weights * g * g).sum(axis=1) / weights.sum(axis=1)  # the memory-weighted ⟨g²⟩
+    pred = _predict(g, weights, snap, eta, sigma2)
     pred |= {
         "eq21": 1.0 / approx_precision(g2_ema, eta, sigma2),  # Eq. 21 at the β2-EMA ⟨g²⟩ (Fig. 3's x-axis)
         "exact": 1.0 / exact_precision(g2_ema, eta, sigma2),
-        "eq21_window": 1.0 / approx_precision(mean_sq, eta, sigma2),  # Eq. 21 at the window's mean g²
-        "gaussian_window": stochastic_rate(mean_sq, eta, sigma2) if idx.size else np.empty(0),
+        "eq21_window": 1.0 / approx_precision((g * g).mean(axis=1), eta, sigma2),  # at the window's mean g²
+        "eq21_memory": 1.0 / approx_precision(local_sq, eta, sigma2),  # at the memory-weighted mean g²
+        "gaussian_memory": stochastic_rate(local_sq, eta, sigma2) if idx.size else np.empty(0),
         "none": np.full(idx.size, sigma2),
     }
     end, average = _trajectory(g, eta, sigma2)
+    pred["ema_over_memory"] = g2_ema / local_sq
     testable = np.abs(pred["stochastic"] / sigma2 - 1.0) > DEPARTURE
     points = {"index": idx, "g2": g2_ema, "snapshot": snap, "testable": testable, "recon_end": end}
+    points |= {"memory": memory, "local_g2": local_sq}
     points |= {"time_average": average} | pred | _diagnostics(g, g2_ema)
     return {"summary": _summary(points, step, g.shape[1], eta, sigma2), "points": points}
 
@@ -178,7 +216,8 @@ def _summary(p: dict[str, np.ndarray], step: int, window: int, eta: float, sigma
     pit = np.sort(p["pit"][t])
     ks = float(np.max(np.abs(pit - (np.arange(pit.size) + 0.5) / pit.size))) if pit.size else math.nan
     out["pit"] = {"median": float(np.median(pit)) if pit.size else math.nan, "ks_distance": ks}
-    keys = ("lag1_g", "lag1_g2", "drift", "ema_over_window", "kurtosis", "mean_share", "solver")
+    keys = ("lag1_g", "lag1_g2", "drift", "ema_over_window", "ema_over_memory", "memory", "kurtosis", "mean_share")
+    keys += ("solver",)
     out["diagnostics_median"] = {k: float(np.median(p[k][t])) if t.any() else math.nan for k in keys}
     return out
 
