@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=PROTOCOL_CHOICES,
         default=None,
         help="run the verdict study: paper hyperparameters, matched (eta_SGD and lambda converted from SGD), "
-        "tuned (equal Optuna budgets, selected on validation); several may be given",
+        "tuned (equal Optuna budgets, selected on validation); several may be given (default: none, the plain table)",
     )
     group.add_argument("--quick", action="store_true", help="the CI variant: tiny subsets, 2 epochs, 2 trials, 2 seeds")
     group.add_argument(
