@@ -12,7 +12,17 @@ PyTorch; :mod:`adabayes.torch` holds the same names.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is its one source)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("adabayes")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 _TORCH_NAMES = ("AdaBayes", "AdaBayesFP", "LearningRateRecorder", "Readout", "adabayes_fp_step", "adabayes_step")
 

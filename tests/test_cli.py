@@ -221,6 +221,9 @@ def test_version_comes_from_the_package_metadata(capsys):
 
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"adabayes {metadata.version('adabayes')}"
+    import adabayes
+
+    assert adabayes.__version__ == metadata.version("adabayes")  # was a stale literal "0.1.0" beside 0.2.0
 
 
 @pytest.mark.parametrize("command", ["train", "table", "fig3-network"])
