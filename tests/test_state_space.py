@@ -528,3 +528,15 @@ def test_kalman_filter_checks_out_arrays():
 def test_joint_filter_checks_gradients(g, error):
     with pytest.raises(error, match="g must"):
         ss.joint_kalman_filter(g, np.eye(2), ETA, SIGMA2)
+
+
+def test_compiled_filter_counts_bad_gradients_and_curvatures_in_one_pass():
+    """g may hold inf/NaN on entry: the compiled loop counts bad g and bad h together (one pass over the data),
+    so one inf gradient and one negative curvature are reported as 2 bad entries in a single message."""
+    g, h = np.zeros((3, 2)), np.ones((3, 2))
+    g[1, 0], h[2, 1] = np.inf, -1.0
+    with pytest.raises(ValueError, match=r"^h must be >= 0 and g finite everywhere \(2 entries are not\)$"):
+        ss.kalman_filter(g, h, ETA, SIGMA2)
+    g[1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"\(2 entries are not\)$"):
+        ss.kalman_filter(g, h, ETA, SIGMA2)
