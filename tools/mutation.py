@@ -35,6 +35,7 @@ Usage::
     python tools/mutation.py --module filtering/rules.py --show 17                        # one mutant's diff
     python tools/mutation.py --module filtering/rules.py --ids 17,40                      # rerun some
     python tools/mutation.py --module filtering/rules.py --rerun-survivors   # after new tests: update the report
+    python tools/mutation.py --summary --out build/mutation                   # one table of every report there
 
 Writes ``<out>/<module>.json`` (every mutant with its status) and ``<out>/<module>.md`` (the summary and each
 survivor's line). The score is ``(killed + timeout) / (killed + timeout + survived)``.
@@ -398,6 +399,8 @@ def markdown(module: str, info: dict, mutants: list[Mutant]) -> str:
         "",
         f"Command: `{info['command']}`",
         "",
+        f"Tests: {', '.join(f'`{t}`' for t in info['tests'])}",
+        "",
         *[f"Survivors rerun after new tests: `{c}`\n" for c in info.get("reruns", [])],
         f"{info['n_found']} mutants found, {s['total']} run ({info['sampling']}); baseline tests "
         f"{info['baseline_s']:.1f} s, timeout {info['timeout_s']:.0f} s per mutant, {info['elapsed_s']:.0f} s in all.",
@@ -492,6 +495,7 @@ def _run_module(module: str, args: argparse.Namespace) -> dict[str, float]:
         }
         info["elapsed_s"] = previous["elapsed_s"] + time.perf_counter() - start
         info["reruns"] = [*previous.get("reruns", []), command]
+        info["tests"] = sorted(set(info["tests"]) | set(tests))  # a rerun may use test files added since
     else:
         info = {
             "module": module,
@@ -504,6 +508,7 @@ def _run_module(module: str, args: argparse.Namespace) -> dict[str, float]:
             "elapsed_s": time.perf_counter() - start,
         }
     info["source_sha256"] = hashlib.sha256(source.encode()).hexdigest()
+    info["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out.mkdir(parents=True, exist_ok=True)
     report = {**info, "summary": summary(chosen), "mutants": [asdict(m) for m in chosen]}
     (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
@@ -512,9 +517,37 @@ def _run_module(module: str, args: argparse.Namespace) -> dict[str, float]:
     return summary(chosen)
 
 
+def summary_table(out: Path) -> str:
+    """Markdown table of every report in ``out``, with a total; reports whose module source changed are marked."""
+    rows = [
+        "| module | mutants | run | killed | survived | score | current | date |",
+        "|---|---:|---|---:|---:|---:|---|---|",
+    ]
+    total = {"killed": 0, "error": 0, "timeout": 0, "survived": 0}
+    for path in sorted(out.glob("*.json")):
+        report = json.loads(path.read_text())
+        source = (ROOT / report["module"]).read_text()
+        current = report.get("source_sha256") == hashlib.sha256(source.encode()).hexdigest()
+        s = report["summary"]
+        date = report.get("date") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
+        detected = s["killed"] + s["error"] + s["timeout"]
+        rows.append(
+            f"| `{report['module']}` | {report['n_found']} | {s['total']} ({report['sampling'].split(':')[0]}) | "
+            f"{detected} | {s['survived']} | {100 * s['score']:.1f} % | {'yes' if current else 'NO (stale)'} | {date} |"
+        )
+        if current:
+            for k in total:
+                total[k] += s[k]
+    detected = total["killed"] + total["error"] + total["timeout"]
+    run = detected + total["survived"]
+    score = f"{100 * detected / run:.1f} %" if run else "n/a"
+    rows.append(f"| **total (current reports)** | | {run} | {detected} | {total['survived']} | {score} | | |")
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--module", action="append", required=True, help="module path, e.g. filtering/rules.py")
+    parser.add_argument("--module", action="append", help="module path, e.g. filtering/rules.py")
     parser.add_argument("--tests", help="comma-separated test files (default: the table in this script)")
     parser.add_argument("--limit", type=int, default=0, help="run a seeded random sample of this many mutants")
     parser.add_argument("--seed", type=int, default=0)
@@ -529,7 +562,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--show", type=int, help="print the diff of one mutant and exit")
+    parser.add_argument("--summary", action="store_true", help="print the table of every report in --out and exit")
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summary_table(Path(args.out)))
+        return 0
+    if not args.module:
+        parser.error("--module is required (or --summary)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still removes its temporary trees
     for module in args.module:
         if module not in TESTS and not args.tests:
