@@ -61,6 +61,26 @@ def test_statuses(records):
     }
 
 
+def test_readme_quotes_the_counts_the_records_give(records):
+    """The README's sentence "The paper's N records: a confirmed, b approximations …" is what the records say."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    match = re.search(r"The paper's (\d+) records: (.*?); plus", text, re.S)
+    assert match, "README sentence with the paper's record counts not found"
+    quoted = {
+        m[2]: int(m[1]) for m in re.finditer(r"(\d+) (confirmed|approximation|errat|definition|assumption)", match[2])
+    }
+    counts = Counter(r.status for r in _paper_records(records))
+    names = {
+        "confirmed": "confirmed",
+        "approximation": "approximation",
+        "errat": "erratum",
+        "definition": "definition",
+        "assumption": "assumption",
+    }
+    assert int(match[1]) == sum(counts.values())
+    assert {names[k]: v for k, v in quoted.items()} == dict(counts)
+
+
 def test_record_fields_are_nonempty_strings(records):
     for r in records:
         d = r.as_dict()
