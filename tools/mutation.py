@@ -36,6 +36,7 @@ Usage::
     python tools/mutation.py --module filtering/rules.py --ids 17,40                      # rerun some
     python tools/mutation.py --module filtering/rules.py --rerun-survivors   # after new tests: update the report
     python tools/mutation.py --summary --out build/mutation                   # one table of every report there
+    python tools/mutation.py --module filtering/ou.py --replace "eta**2" "eta*2"  # a hand-made mutant (no report)
 
 Writes ``<out>/<module>.json`` (every mutant with its status) and ``<out>/<module>.md`` (the summary and each
 survivor's line). The score is ``(killed + timeout) / (killed + timeout + survived)``.
@@ -463,7 +464,35 @@ def _inspect(module: str, source: str, mutants: list[Mutant], args: argparse.Nam
     return bool(args.list or args.show is not None)
 
 
+def hand_mutant(source: str, old: str, new: str) -> Mutant:
+    """A mutant written by hand: the one occurrence of ``old`` in ``source`` replaced by ``new``."""
+    if source.count(old) != 1:
+        raise SystemExit(f"--replace: {old!r} occurs {source.count(old)} times in the module; it must occur once")
+    start = source.encode().index(old.encode())
+    line = source[: source.index(old)].count("\n") + 1
+    return Mutant(-1, line, "hand", old, new, start, start + len(old.encode()))
+
+
+def _run_hand(module: str, args: argparse.Namespace) -> dict[str, float]:
+    """Run one hand-made mutant (--replace OLD NEW) against the tests; print its status, write no report."""
+    source = (ROOT / module).read_text()
+    mutant = hand_mutant(source, *args.replace)
+    runner = Runner(module, args.tests.split(",") if args.tests else TESTS[module], threads=2)
+    try:
+        baseline = runner.baseline()
+        runner.run(mutant, args.timeout or max(60.0, 5.0 * baseline))
+    finally:
+        runner.close()
+    print(
+        f"{module} line {mutant.line}: {mutant.original!r} -> {mutant.replacement!r}: {mutant.status} "
+        f"({mutant.seconds:.1f} s; {mutant.detail})"
+    )
+    return summary([mutant])
+
+
 def _run_module(module: str, args: argparse.Namespace) -> dict[str, float]:
+    if args.replace:
+        return _run_hand(module, args)
     source = (ROOT / module).read_text()
     mutants = find_mutants(source)
     if _inspect(module, source, mutants, args):
@@ -562,6 +591,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--list", action="store_true", help="list the mutants and exit")
     parser.add_argument("--show", type=int, help="print the diff of one mutant and exit")
+    parser.add_argument(
+        "--replace",
+        nargs=2,
+        metavar=("OLD", "NEW"),
+        help="run one hand-made mutant: the single occurrence of OLD in the module replaced by NEW (no report)",
+    )
     parser.add_argument("--summary", action="store_true", help="print the table of every report in --out and exit")
     args = parser.parse_args(argv)
     if args.summary:
