@@ -540,3 +540,16 @@ def test_compiled_filter_counts_bad_gradients_and_curvatures_in_one_pass():
     g[1, 0] = np.nan
     with pytest.raises(ValueError, match=r"\(2 entries are not\)$"):
         ss.kalman_filter(g, h, ETA, SIGMA2)
+
+
+def test_joint_filter_checks_the_hessian_and_reads_nested_lists():
+    """H is checked like g (a NaN or inf Hessian is refused, naming h) and may be given as nested lists."""
+    g = np.array([[0.3, -0.1], [0.2, 0.4]])
+    for bad in ([[1.0, np.nan], [np.nan, 1.0]], [[np.inf, 0.0], [0.0, 1.0]]):
+        with pytest.raises(ValueError, match="^h must be in"):
+            ss.joint_kalman_filter(g, bad, ETA, SIGMA2)
+    with pytest.raises(TypeError, match="h must hold real numbers"):
+        ss.joint_kalman_filter(g, np.eye(2, dtype=complex), ETA, SIGMA2)
+    from_lists = ss.joint_kalman_filter(g, [[2.0, 0.0], [0.0, 0.5]], ETA, SIGMA2)
+    scalar = ss.kalman_filter(g, np.array([2.0, 0.5]), ETA, SIGMA2)  # a diagonal H: two scalar filters
+    np.testing.assert_allclose(from_lists.mean_post, scalar.mean_post, rtol=1e-12)
