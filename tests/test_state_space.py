@@ -546,7 +546,7 @@ def test_joint_filter_checks_the_hessian_and_reads_nested_lists():
     """H is checked like g (a NaN or inf Hessian is refused, naming h) and may be given as nested lists."""
     g = np.array([[0.3, -0.1], [0.2, 0.4]])
     for bad in ([[1.0, np.nan], [np.nan, 1.0]], [[np.inf, 0.0], [0.0, 1.0]]):
-        with pytest.raises(ValueError, match="^h must be in"):
+        with pytest.raises(ValueError, match=r"^h must be in"):
             ss.joint_kalman_filter(g, bad, ETA, SIGMA2)
     with pytest.raises(TypeError, match="h must hold real numbers"):
         ss.joint_kalman_filter(g, np.eye(2, dtype=complex), ETA, SIGMA2)
