@@ -11,14 +11,18 @@ summed ascent gradient is ``g = -batch_size * p.grad``; σ² = ``lr_sgd / batch_
 λ of Eq. 19a per step. ``lr = c · eta``: ``eta`` is the filter's η, ``c`` the scheduler's factor that scales the step
 and λ. The state is kept in the units of ``p.grad`` (see :mod:`filtering._torch_kernels`).
 
-Adding a kernel path is one entry in :data:`PATHS` (and, to make ``fused=True`` pick it on a device type, one in
+Paths: the single-tensor loop, ``torch._foreach_*`` ops, the capturable (CUDA-graph safe) expressions, their
+torch.compile (``compiled``), and the fused kernels ``numba`` (CPU, :mod:`filtering._fused_cpu`; the CPU default and
+``fused=True``) and ``triton`` (CUDA, :mod:`filtering._triton_kernels`; the CUDA default and ``fused=True``), which
+are imported at their first step and fall back to ``compiled`` where numba / Triton cannot be imported. Adding a
+kernel path is one entry in :data:`PATHS` (and, to make ``fused=True`` pick it on a device type, one in
 :data:`FUSED`); a kernel follows the protocol in :mod:`filtering._torch_kernels`.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
+import importlib
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -39,8 +43,11 @@ from .validation import (
 )
 
 __all__ = [
+    "FALLBACK",
     "FUSED",
+    "FUSED_BY_DEFAULT",
     "PATHS",
+    "REQUIRES",
     "Hyperparameters",
     "KernelCache",
     "KernelPath",
@@ -51,7 +58,9 @@ __all__ = [
     "check_flags",
     "choose_path",
     "dispatch",
+    "fused_path",
     "hyperparameters",
+    "path_available",
 ]
 
 
@@ -132,7 +141,7 @@ def check_flags(*, foreach: object, fused: object, capturable: object, maximize:
         raise ValueError("foreach and fused cannot both be True")
     if fused_b and capturable_b:
         raise ValueError(
-            "fused=True and capturable=True cannot be combined: the compiled path moves its scalars to the device "
+            "fused=True and capturable=True cannot be combined: the fused paths move their scalars to the device "
             "at every step; use capturable=True alone (CUDA graphs) or torch.compile(opt.step)"
         )
 
@@ -158,45 +167,99 @@ class KernelPath(NamedTuple):
     device_counts: bool
 
 
+def _lazy(module: str, name: str) -> Callable[..., None]:
+    """Kernel ``name`` of ``filtering.<module>``, imported at its first call (numba and Triton load only when used)."""
+
+    def kernel(*args: Any) -> None:
+        return getattr(_module(module), name)(*args)
+
+    kernel.__name__ = kernel.__qualname__ = name
+    return kernel
+
+
+@functools.cache
+def _module(module: str) -> Any:
+    return importlib.import_module(f"{__package__}.{module}")
+
+
 PATHS: dict[str, KernelPath] = {
     "single": KernelPath(K.ab_single, K.fp_single, device_counts=False),
     "foreach": KernelPath(K.ab_foreach, K.fp_foreach, device_counts=False),
     "capturable": KernelPath(K.ab_capturable, K.fp_capturable, device_counts=True),
     "compiled": KernelPath(K.ab_compiled, K.fp_compiled, device_counts=True),
+    "numba": KernelPath(_lazy("_fused_cpu", "ab_fused_cpu"), _lazy("_fused_cpu", "fp_fused_cpu"), device_counts=False),
+    "triton": KernelPath(
+        _lazy("_triton_kernels", "ab_triton"), _lazy("_triton_kernels", "fp_triton"), device_counts=True
+    ),
 }
-"""Every kernel path by name."""
+"""Every kernel path by name: ``numba`` (:mod:`filtering._fused_cpu`, CPU tensors) and ``triton``
+(:mod:`filtering._triton_kernels`, CUDA tensors; CPU tensors under ``TRITON_INTERPRET=1``) are the fused kernels."""
 
-FUSED: dict[str, str] = {"cuda": "compiled", "cpu": "compiled"}
-"""The path ``fused=True`` runs on each device type (``compiled``: torch.compile, Triton on CUDA, C++ on CPU)."""
+FUSED: dict[str, str] = {"cuda": "triton", "cpu": "numba"}
+"""The path ``fused=True`` runs on each device type, when :func:`path_available` says it can run (else its
+:data:`FALLBACK`)."""
+
+FALLBACK: dict[str, str] = {"triton": "compiled", "numba": "compiled"}
+"""Where a fused path whose package is missing falls back to (``compiled``: torch.compile of the device kernel)."""
+
+REQUIRES: dict[str, str] = {"numba": "_fused_cpu", "triton": "_triton_kernels"}
+"""The module of ``filtering`` each path's kernels live in (it imports numba / triton): imported once per process
+to check the path can run."""
 
 
 @functools.cache
-def _triton_importable() -> bool:
-    return importlib.util.find_spec("triton") is not None
+def _importable(module: str) -> bool:
+    """Whether ``filtering.<module>`` imports (a missing or broken numba / triton install makes it fail)."""
+    try:
+        _module(module)
+    except ImportError:
+        return False
+    return True
 
 
-FUSED_BY_DEFAULT: dict[str, Callable[[], bool]] = {"cuda": _triton_importable}
-"""Device types on which ``fused=None, foreach=None`` runs the fused path, when the check returns True."""
+def path_available(name: str) -> bool:
+    """Whether kernel path ``name`` can run here (the module of :data:`REQUIRES` imports, if it needs one)."""
+    return name not in REQUIRES or _importable(REQUIRES[name])
+
+
+def fused_path(device_type: str) -> str:
+    """The path ``fused=True`` runs on ``device_type``: :data:`FUSED`, or its :data:`FALLBACK` if unavailable."""
+    name = FUSED[device_type]
+    while not path_available(name):
+        name = FALLBACK[name]
+    return name
+
+
+FUSED_BY_DEFAULT: dict[str, Callable[[], bool]] = {
+    "cuda": functools.partial(path_available, "triton"),
+    "cpu": functools.partial(path_available, "numba"),
+}
+"""Device types on which ``fused=None, foreach=None`` runs the fused path (:func:`fused_path`), when the check
+returns True: CUDA with Triton importable; CPU with numba importable (measured 3-4x faster than the single-tensor
+loop, the previous CPU default, on 2.3 M and 25.6 M parameters, 1 and 2 threads: BENCHMARKS.md,
+``benchmarks/optimizer_step.py``)."""
 
 
 def choose_path(device: torch.device, *, foreach: bool | None, fused: bool | None, capturable: bool) -> str:
     """The :data:`PATHS` key for one bucket (like torch/optim/adam.py, chosen per step).
 
     Inside ``torch.compile`` (the caller's graph) and for ``capturable=True``: ``"capturable"``. ``fused=True``:
-    :data:`FUSED` for the device type. Defaults: fused where :data:`FUSED_BY_DEFAULT` says so (CUDA with Triton),
-    else ``foreach`` on CUDA and the single-tensor loop elsewhere (faster than foreach on small CPUs, see
-    BENCHMARKS.md).
+    :func:`fused_path` of the device type (``numba`` on CPU, ``triton`` on CUDA; ``compiled``, i.e.
+    torch.compile, where that package is missing). Defaults (``fused=None, foreach=None``): the fused path where
+    :data:`FUSED_BY_DEFAULT` says so (CPU with numba, CUDA with Triton), else ``foreach`` on CUDA and the
+    single-tensor loop elsewhere (faster than foreach on small CPUs, see BENCHMARKS.md). ``foreach=False`` /
+    ``fused=False`` always give the single-tensor loop, ``foreach=True`` the foreach ops.
     """
     if torch.compiler.is_compiling():
         return "capturable"
     if fused:
         if device.type not in FUSED:
             raise RuntimeError(f"fused=True supports {' and '.join(sorted(FUSED))} tensors only, got {device}")
-        return FUSED[device.type]
+        return fused_path(device.type)
     if capturable:
         return "capturable"
     if fused is None and foreach is None and FUSED_BY_DEFAULT.get(device.type, bool)():
-        return FUSED[device.type]
+        return fused_path(device.type)
     use_foreach = foreach if foreach is not None else device.type == "cuda"
     return "foreach" if use_foreach else "single"
 

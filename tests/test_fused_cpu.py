@@ -404,11 +404,9 @@ def test_bad_inputs_raise_naming_the_argument() -> None:
 
 @pytest.mark.parametrize("kw", [{}, {"track_g2": False}, {"smooth_g2": True}, {"maximize": True}])
 def test_wired_into_the_optimiser_classes(monkeypatch, kw: dict) -> None:
-    """Registered as a kernel path of filtering.torch_functional (as the integration will do), AdaBayes /
-    AdaBayesFP with ``fused=True`` on CPU equal their single-tensor path (float64, 20 steps, rel 1e-12)."""
-    tf = pytest.importorskip("filtering.torch_functional")
-    if not all(hasattr(tf, n) for n in ("PATHS", "FUSED", "KernelPath")):
-        pytest.skip("filtering.torch_functional has no kernel-path registry")
+    """The ``numba`` kernel path of filtering.torch_functional: AdaBayes / AdaBayesFP with ``fused=True`` on CPU
+    run these kernels (counted) and equal their single-tensor path (float64, 20 steps, rel 1e-12)."""
+    from filtering import torch_functional as tf
     from filtering.torch_adapter import AdaBayes, AdaBayesFP
 
     calls: list[str] = []
@@ -420,9 +418,9 @@ def test_wired_into_the_optimiser_classes(monkeypatch, kw: dict) -> None:
 
         return run
 
+    assert tf.choose_path(torch.device("cpu"), foreach=None, fused=True, capturable=False) == "numba"
     path = tf.KernelPath(counted(F.ab_fused_cpu), counted(F.fp_fused_cpu), device_counts=False)
     monkeypatch.setitem(tf.PATHS, "numba", path)
-    monkeypatch.setitem(tf.FUSED, "cpu", "numba")
     classes = [AdaBayes] if "track_g2" in kw or "smooth_g2" in kw else [AdaBayes, AdaBayesFP]
     for cls in classes:
         gen = torch.Generator().manual_seed(12)
