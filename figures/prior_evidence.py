@@ -87,16 +87,16 @@ def draw(panels: list[tuple[dict[str, np.ndarray], str]], out_path: str | Path) 
     return save(fig, out_path)
 
 
-def render(data_dir: str | Path, out_path: str | Path) -> Path:
-    """Every ``fit_<source>.npz`` in ``data_dir`` as one panel each (quadratic first, then network, then others)."""
+def render(data_dir: str | Path, out_path: str | Path, files: list[Path] | None = None) -> Path:
+    """One panel per ``fit_<source>.npz`` (quadratic first, then network, then others): those of ``files``, or
+    every one in ``data_dir``."""
     data_dir = Path(data_dir)
-    files = sorted(
-        data_dir.glob("fit_*.npz"), key=lambda p: (p.stem != "fit_quadratic", p.stem != "fit_network", p.stem)
-    )
-    if not files:
+    found = data_dir.glob("fit_*.npz") if files is None else [Path(f) for f in files]
+    ordered = sorted(found, key=lambda p: (p.stem != "fit_quadratic", p.stem != "fit_network", p.stem))
+    if not ordered:
         raise FileNotFoundError(f"no fit_*.npz in {data_dir}")
     panels = []
-    for path in files:
+    for path in ordered:
         with np.load(path, allow_pickle=False) as npz:
             data = {k: npz[k] for k in npz.files}
         panels.append((data, path.stem.removeprefix("fit_")))

@@ -21,6 +21,11 @@ SUBCOMMANDS = {
         "simulations.factorised_vs_joint",
         "joint full-covariance Kalman filter vs factorised filters on small quadratics: errors, effective eta2",
     ),
+    "fit": (
+        "simulations.fit_cli",
+        "fit OU, random-walk, integrated-AR(1) and AR(2) priors on w* to gradient streams (npz, quadratic, network, "
+        "Nile) by marginal likelihood: evidence, fitted eta vs <g2>",
+    ),
 }
 
 

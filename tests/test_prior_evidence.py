@@ -112,3 +112,121 @@ def test_fit_cli_rejects_bad_files(tmp_path, arrays, match):
     fit_cli.add_arguments(parser)
     with pytest.raises(UserError, match=match):
         fit_cli.run(parser.parse_args(["--input", str(path), "--out", str(tmp_path / "o")]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the command line: adabayes fit
+
+
+def test_fit_help_shows_every_default(capsys):
+    from adabayes import cli
+
+    module = __import__(cli._subcommands()["fit"][0], fromlist=["HELP"])
+    parser = cli.subcommand_parser("fit", module)
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction | argparse._StoreTrueAction):
+            continue
+        text = formatter._get_help_string(action) % {"default": action.default}
+        assert "default" in text, (action.option_strings, text)
+    assert cli.main(["fit", "--help"]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default: results/fit)" in shown and "random_walk ou iar ar2" in shown
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--noise-scale", "-1"], "--noise-scale must be finite and > 0, got -1.0"),
+        (["--noise-scale", "nan"], "--noise-scale must be finite and > 0, got nan"),
+        (["--steps", "5"], "--steps must be >= 20, got 5"),
+        (["--entries", "0"], "--entries must be >= 1, got 0"),
+        (["--models", "random_walk", "iar"], "--models must include ou"),
+        (["--input", "no/such.npz"], "--input no/such.npz: no such file"),
+        (["--source", "river"], "argument --source: invalid choice: 'river'"),
+        (["--source", "nile", "--input", "x.npz"], "not allowed with argument"),
+    ],
+)
+def test_fit_bad_options_are_one_line_errors_with_exit_2(tmp_path, capsys, argv, message):
+    from adabayes import cli
+
+    assert cli.main(["fit", "--out", str(tmp_path / "o"), *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("adabayes fit: error: ") and message in err[0], err
+    assert not (tmp_path / "o").exists()  # nothing written before the options were checked
+
+
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({"g": np.ones((20, 3)), "h": np.ones(4)}, "'h' must have shape"),
+        ({"g": np.full((20, 3), np.nan), "h": np.ones(3)}, "'g' must be finite"),
+        ({"g": np.ones((20, 3)), "h": np.ones(3), "mu": np.ones((19, 3))}, "'mu' must be finite with the shape"),
+        ({"g": np.ones((20, 3)), "h": np.ones(3), "group": np.array(["a", "b"])}, "'group' must have shape"),
+        ({"g": np.ones((5, 3)), "h": np.ones(3)}, "T >= 10"),
+    ],
+)
+def test_fit_rejects_inconsistent_arrays(tmp_path, arrays, match):
+    from adabayes.errors import UserError
+
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    parser = argparse.ArgumentParser()
+    fit_cli.add_arguments(parser)
+    with pytest.raises(UserError, match=match):
+        fit_cli.run(parser.parse_args(["--input", str(path), "--out", str(tmp_path / "o")]))
+
+
+def test_fit_quadratic_source_writes_json_npz_figure_and_the_noise_scale_check(tmp_path, monkeypatch):
+    """The quadratic's plumbing (streams swapped for a small OU set with r = 1): checks declared as data come out
+    with the r check verified, and a failing check gives exit 1."""
+    rng = np.random.default_rng(35)
+    latent = ss.simulate_latent((16,), 300, 0.05, 0.02, rng)
+    small = pe.StreamSet("quadratic", *_fields(_streams(latent, 36, "quadratic")), latent=latent)
+    monkeypatch.setattr(fit_cli, "quadratic_streams", lambda *_a, **_k: small)
+    parser = argparse.ArgumentParser()
+    fit_cli.add_arguments(parser)
+    args = parser.parse_args(["--source", "quadratic", "--out", str(tmp_path), "--models", "ou", "random_walk"])
+    assert fit_cli.run(args) == 0
+    data = json.loads((tmp_path / "fit_quadratic.json").read_text())
+    checks = {c["name"]: c for c in data["checks"]}
+    assert checks["fit/quadratic_noise_scale_median"]["kind"] == "verified"
+    assert checks["fit/quadratic_noise_scale_median"]["passed"] is True
+    assert checks["fit/quadratic_dloglik_random_walk_vs_ou_median"]["kind"] == "info"
+    assert "fit/quadratic_dloglik_ar2_vs_ou_median" not in checks  # AR(2) was not fitted
+    assert data["latent"]["models"]["ou"]["dloglik_vs_ou_median"] == 0.0
+    assert (tmp_path / "fit_quadratic.npz").exists() and (tmp_path / "fit.png").stat().st_size > 10_000
+    # gradients with twice the noise: r = 2, the verified check fails and the command says so
+    noisy = pe.StreamSet("quadratic", small.g + np.sqrt(small.h) * rng.standard_normal(small.g.shape), small.mu,
+                         small.h, small.group, latent=latent)  # fmt: skip
+    monkeypatch.setattr(fit_cli, "quadratic_streams", lambda *_a, **_k: noisy)
+    assert fit_cli.run(args) == 1
+
+
+def _fields(s: pe.StreamSet):
+    return s.g, s.mu, s.h, s.group
+
+
+def test_fit_nile_source_through_the_command(tmp_path, capsys):
+    """``adabayes fit --source nile``: the anchor's checks pass, the table names the peer and the textbook."""
+    pytest.importorskip("statsmodels")
+    from adabayes import cli
+
+    assert cli.main(["fit", "--source", "nile", "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "fit_nile.json").read_text())
+    checks = {c["name"]: c for c in data["checks"]}
+    assert checks["fit/nile_max_loglik_vs_statsmodels"]["passed"] is True
+    assert checks["fit/nile_loglik_vs_statsmodels_same_params"]["value"] <= 1e-10
+    assert "Durbin & Koopman" in data["table"] and "statsmodels" in capsys.readouterr().out
+    assert not (tmp_path / "fit.png").exists()  # no streams: no figure
+
+
+def test_checks_are_declared_as_data():
+    from simulations.checks import INFO, Spec
+
+    specs = (*fit_cli.STREAM_SPECS, *fit_cli.QUADRATIC_SPECS, *fit_cli.NILE_SPECS)
+    assert all(isinstance(s, Spec) for s in specs)
+    assert len({s.name for s in specs}) == len(specs)
+    verified = {s.name for s in specs if s.bound is not INFO}
+    assert {"fit/quadratic_noise_scale_median", "fit/nile_max_loglik_vs_statsmodels"} <= verified
+    assert all(s.bound is INFO for s in fit_cli.STREAM_SPECS)  # the evidence itself is reported, not judged

@@ -174,6 +174,36 @@ def test_joint_smoother_matches_pykalman(seed):
     assert np.max(np.abs(ours.lag_cov[1:] - pairs[1:])) <= 1e-10 * np.max(np.abs(pairs[1:]))
 
 
+def test_joint_smoother_matches_simdkalman():
+    """simdkalman's multivariate predict / update / smooth primitives (one batch of a 3-dimensional state)."""
+    rng = np.random.default_rng(10)
+    n, steps = 3, 25
+    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    hess = basis @ np.diag(10.0 ** rng.uniform(-1, 1, n)) @ basis.T
+    a_mat = np.array([[0.95, 0.02, 0.0], [-0.05, 0.85, 0.01], [0.02, 0.0, 0.9]])
+    q_mat = np.array([[0.02, 0.004, 0.0], [0.004, 0.03, 0.0], [0.0, 0.0, 0.01]])
+    cov0 = np.diag([0.2, 0.3, 0.1])
+    g, mu = rng.standard_normal((steps, n)), rng.standard_normal((steps, n))
+    filtered = ss.joint_kalman_filter(g, hess, 0.1, 0.1, mu=mu, var0=cov0, transition_matrix=a_mat, process_noise=q_mat)
+    ours = joint_rts_smoother(filtered, a_mat, cov0=cov0)
+    y = g + mu @ hess  # pseudo-observations y = H w* + N(0, H)
+    trans, noise = a_mat[None], q_mat[None]
+    mean, cov = np.zeros((1, n, 1)), cov0[None]  # the t = -1 posterior
+    posts = []
+    for t in range(steps):
+        mean, cov = sk.predict(mean, cov, trans, noise)
+        mean, cov = sk.update(mean, cov, hess[None], hess[None], y[t].reshape(1, n, 1))
+        posts.append((mean, cov))
+    sm, sc = posts[-1]
+    means, covs = np.empty((steps, n)), np.empty((steps, n, n))
+    means[-1], covs[-1] = sm[0, :, 0], sc[0]
+    for t in range(steps - 2, -1, -1):
+        sm, sc = sk.smooth(posts[t][0], posts[t][1], trans, noise, sm, sc)
+        means[t], covs[t] = sm[0, :, 0], sc[0]
+    assert _rel(ours.mean, means) <= 1e-10
+    assert np.max(np.abs(ours.cov - covs)) <= 1e-10 * np.max(np.abs(covs))
+
+
 def test_joint_smoother_with_diagonal_dynamics_equals_scalar_smoothers():
     sim = _problem(8)
     eta, sigma2 = np.array([0.05, 0.1, 0.07, 0.2]), np.array([0.1, 0.2, 0.3, 0.4])
