@@ -95,3 +95,29 @@ def test_fig3_network_after_training_summarises_and_draws_with_early_incomplete_
     assert [part["step"] for part in summary["stochastic"]] == [LATE]
     assert summary["deviation"]["n_points"] == ENTRIES and summary["deviation"]["step"] == LATE
     assert (out / "fig3_network.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ratio_panel_divides_every_prediction_by_eq21_at_the_ema():
+    pytest.importorskip("torch")
+    import matplotlib.pyplot as plt
+
+    from filtering.fixed_point import approx_precision
+    from simulations.training.fig3_theory import add_ratio_panel, network_theory
+
+    record = _record()
+    theory = network_theory(record, max_points=ENTRIES)
+    p = theory[LATE]["points"]
+    fig, ax = plt.subplots()
+    ax.set_xlim(1e-6, 1e-2)
+    add_ratio_panel(ax, record, theory)
+    drawn = {c.get_label(): c.get_offsets() for c in ax.collections}
+    plt.close(fig)
+    own = np.asarray(drawn["stochastic, own gradients"])
+    np.testing.assert_allclose(own[:, 0], ETA / np.sqrt(p["g2"]))
+    np.testing.assert_allclose(own[:, 1], p["stochastic"] / p["eq21"])
+    late = record["step"] == LATE
+    recorded = np.asarray(drawn[f"σ²_post (step {LATE})"])[:, 1]
+    expected = record["var_post"][late] * approx_precision(record["g2"][late], ETA, SIGMA2)
+    np.testing.assert_allclose(recorded, expected)
+    lo, hi = ax.get_ylim()
+    assert lo < min(own[:, 1].min(), 1.0) and hi > max(own[:, 1].max(), 1.0)  # the points and Eq. 21 are in view

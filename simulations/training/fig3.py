@@ -232,18 +232,32 @@ def _theory(arrays: dict[str, np.ndarray], args: argparse.Namespace) -> dict[int
 
 
 def _plot_with_theory(arrays: dict[str, np.ndarray], theory: dict[int, Any], path: Any, title: str) -> Any:
-    """The Fig. 3 of :func:`plots.fig3_figure` with the stochastic curve, band and per-entry predictions added."""
+    """The Fig. 3 of :func:`plots.fig3_figure` with the stochastic curve, band and per-entry predictions added, and
+    below it a panel of everything at the last analysed step divided by Eq. 21 (where the curves, which coincide at
+    Fig. 3's scale, and the points' offset can be told apart)."""
     import io
 
     import matplotlib.pyplot as plt
 
-    from .fig3_theory import add_theory_to_axes
+    from .fig3_theory import add_ratio_panel, add_theory_to_axes
     from .plots import fig3_figure
     from .records import atomic_write
 
     fig = fig3_figure(arrays, title, epochs=arrays["epoch"])
-    add_theory_to_axes(fig.axes[0], arrays, theory)
-    fig.tight_layout()
+    top = fig.axes[0]
+    add_theory_to_axes(top, arrays, theory)
+    if theory:
+        fig.set_size_inches(6.4, 7.6)
+        grid = fig.add_gridspec(2, 1, height_ratios=(3.0, 1.4), hspace=0.05)
+        top.set_subplotspec(grid[0])
+        bottom = fig.add_subplot(grid[1], sharex=top)
+        top.tick_params(labelbottom=False)
+        bottom.set_xlabel(top.get_xlabel())
+        top.set_xlabel("")
+        add_ratio_panel(bottom, arrays, theory)
+        fig.subplots_adjust(left=0.12, right=0.97, top=0.92, bottom=0.07)
+    else:
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=130)
     plt.close(fig)

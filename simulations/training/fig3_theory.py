@@ -43,7 +43,15 @@ from filtering.stochastic import EmpiricalGradients, stationary_law
 from simulations.curves import stochastic_rate
 from simulations.stochastic_check import compress_gradients
 
-__all__ = ["DEPARTURE", "PREDICTORS", "add_theory_to_axes", "memory_weights", "network_theory", "step_theory"]
+__all__ = [
+    "DEPARTURE",
+    "PREDICTORS",
+    "add_ratio_panel",
+    "add_theory_to_axes",
+    "memory_weights",
+    "network_theory",
+    "step_theory",
+]
 
 DEPARTURE = 0.10  # a point tests the theory when its stochastic mean departs from σ² by more than this
 PREFILTER = 0.05  # evaluated: Eq. 21 (at the EMA or the window's mean g²) departs from σ² by more than this
@@ -260,4 +268,84 @@ def add_theory_to_axes(ax: Any, arrays: dict[str, np.ndarray], theory: dict[int,
             label=f"stochastic, entry's own last {window} g (step {step})",
             zorder=6,
         )
-    ax.legend(fontsize=7, loc="lower right", markerscale=1.5)
+    _split_legend(ax)
+
+
+def _split_legend(ax: Any) -> None:
+    """The recorded steps' legend in the upper left (above the Adam line, where no point lies), the theory's in the
+    lower right (under the curves), so that neither hides data."""
+    handles, labels = ax.get_legend_handles_labels()
+    steps = [i for i, label in enumerate(labels) if label.startswith("step ")]
+    rest = [i for i in range(len(labels)) if i not in steps]
+    if steps:
+        first = ax.legend(
+            [handles[i] for i in steps], [labels[i] for i in steps], fontsize=7, loc="upper left", markerscale=3
+        )
+        first.set_zorder(10)
+        ax.add_artist(first)
+    ax.legend([handles[i] for i in rest], [labels[i] for i in rest], fontsize=6.5, loc="lower right", markerscale=1.5)
+
+
+def add_ratio_panel(ax: Any, arrays: dict[str, np.ndarray], theory: dict[int, Any]) -> None:
+    """Everything at the last analysed step divided by Eq. 21 at the β2-EMA ⟨g²⟩ (Fig. 3's x-axis), on an axes
+    sharing the Fig. 3 x-axis: the recorded σ²_post of every sampled entry, each evaluated entry's own-gradient
+    stochastic prediction, Eq. 21 at the entry's memory-weighted mean g² (what the filter has seen; its distance
+    from 1 is the EMA's lag), and the exact fixed point and the Gaussian stochastic curve as lines."""
+    from figures.style import COLORS
+
+    eta, sigma2 = float(arrays["eta"][0]), float(arrays["sigma2"][0])
+    step = max(theory)
+    p = theory[step]["points"]
+    last = (arrays["step"] == step) & (arrays["g2"] > 0) & (arrays["var_post"] > 0)
+    g2_all = arrays["g2"][last]
+    ratio_all = arrays["var_post"][last] * approx_precision(g2_all, eta, sigma2)  # σ²_post / Eq. 21
+    ax.scatter(
+        eta / np.sqrt(g2_all), ratio_all, s=3, color="0.6", lw=0, rasterized=True, label=f"σ²_post (step {step})"
+    )
+    x = eta / np.sqrt(p["g2"])
+    ax.scatter(
+        x,
+        p["eq21_memory"] / p["eq21"],
+        s=5,
+        marker="^",
+        color=COLORS["sgd"],
+        lw=0,
+        alpha=0.7,
+        zorder=4,
+        label="Eq. 21 at memory-weighted g²",
+    )
+    ax.scatter(
+        x,
+        p["stochastic"] / p["eq21"],
+        s=12,
+        marker="D",
+        facecolors="none",
+        edgecolors=COLORS["stochastic"],
+        linewidths=0.6,
+        zorder=6,
+        label="stochastic, own gradients",
+    )
+    lo, hi = ax.get_xlim()
+    xs = np.geomspace(lo, hi, 300)
+    g2 = (eta / xs) ** 2
+    eq21 = 1.0 / approx_precision(g2, eta, sigma2)
+    ax.axhline(1.0, color=COLORS["eq21"], lw=2, label="Eq. 21", zorder=3)
+    ax.plot(xs, 1.0 / exact_precision(g2, eta, sigma2) / eq21, "k--", lw=1, label="exact fixed point", zorder=5)
+    span = (float(g2.min()), float(g2.max()))
+    ax.plot(
+        xs,
+        stochastic_rate(g2, eta, sigma2, 0, span) / eq21,
+        color=COLORS["stochastic"],
+        lw=1.3,
+        zorder=5,
+        label="stochastic, Gaussian g",
+    )
+    ax.axvline(sigma2, color="tab:purple", lw=1, ls=":")
+    shown = np.concatenate([ratio_all, p["stochastic"] / p["eq21"], p["eq21_memory"] / p["eq21"]])
+    lo_y, hi_y = np.quantile(shown[np.isfinite(shown)], [0.002, 0.998])
+    ax.set_ylim(min(lo_y, 0.9) / 1.05, max(hi_y, 1.1) * 1.05)
+    ax.set_xlim(lo, hi)
+    ax.set_xscale("log")
+    ax.set_ylabel("ratio to Eq. 21 at EMA ⟨g²⟩", fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=6, loc="upper right", markerscale=1.5)
