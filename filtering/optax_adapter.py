@@ -67,6 +67,17 @@ class AdaBayesFPState(NamedTuple):
     v: Any
 
 
+def _require_jax() -> None:
+    """Import jax and optax, or raise an ImportError that says how to install them."""
+    try:
+        import jax  # noqa: F401
+        import optax  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"filtering.optax_adapter needs jax and optax ({exc}); install them with pip install 'adabayes[jax]'"
+        ) from exc
+
+
 # --------------------------------------------------------------------------------------------------------------
 # hyperparameters
 
@@ -199,7 +210,15 @@ def adabayes(
     -------
     optax.GradientTransformation
         ``init(params) -> AdaBayesState``, ``update(grads, state, params=None) -> (updates, state)``.
+
+    Raises
+    ------
+    ImportError
+        If jax or optax is not installed.
+    ValueError
+        For a hyperparameter out of its range (named in the message).
     """
+    _require_jax()
     import jax
     import jax.numpy as jnp
     import optax
@@ -254,7 +273,13 @@ def adabayes_fp(
     -------
     optax.GradientTransformation
         ``init(params) -> AdaBayesFPState``, ``update(grads, state, params=None) -> (updates, state)``.
+
+    Raises
+    ------
+    ImportError, ValueError
+        As :func:`adabayes`.
     """
+    _require_jax()
     import jax
     import jax.numpy as jnp
     import optax

@@ -246,3 +246,30 @@ def test_import_filtering_does_not_import_jax() -> None:
     code = "import sys, filtering, filtering.optax_adapter; print('jax' in sys.modules, 'optax' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("missing", ["jax", "optax"])
+def test_missing_jax_or_optax_says_how_to_install(monkeypatch, missing: str) -> None:
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: import raises ImportError
+    for factory in (adabayes, adabayes_fp):
+        with pytest.raises(ImportError, match=r"pip install 'adabayes\[jax\]'"):
+            factory(1e-3, 0.1, batch_size=B)
+
+
+def test_init_and_update_jit_with_injected_hyperparameters_traced() -> None:
+    """The whole init + update under one jit, hyperparameters injected as traced state: equal to the rules."""
+    gs, p0 = gradient_stream(28, 5), initial_params(28)
+    tx = optax.inject_hyperparams(adabayes_fp)(lr=2e-3, lr_sgd=0.3, batch_size=B, weight_decay=1e-3)
+
+    @jax.jit
+    def run(params, grads):
+        state = tx.init(params)
+        for g in grads:
+            updates, state = tx.update(g, state, params)
+            params = optax.apply_updates(params, updates)
+        return params
+
+    got = run(_tree(p0), [_tree(g) for g in gs])
+    expected = _rules_run(rules.adabayes_fp(2e-3, 0.3, batch_size=B, weight_decay=1e-3), gs, p0)[1][-1]
+    for i, n in enumerate(NAMES):
+        assert_close_rel(np.asarray(got[n]), expected[i], 1e-12)

@@ -1,9 +1,12 @@
-"""The compiled multi-tensor path (``fused=True``): on CPU through inductor's C++ backend, on CUDA via Triton.
+"""The compiled multi-tensor path (torch.compile; on CPU through inductor's C++ backend, on CUDA via Triton) and, on
+CUDA, ``fused=True`` and the default (the Triton kernels of filtering._triton_kernels where Triton imports).
 
-The compiled step may contract multiply-adds and reorder scalar products, so it is compared with the
-foreach path at an fp32 tolerance: rtol 1e-5, atol 1e-7 on the parameters after 5 steps (each step rounds
-~10 elementwise operations at ~6e-8; observed differences are ~5e-7 relative). In float64 the same
-comparison holds to rtol 1e-12. GPU tests skip cleanly without CUDA.
+``fused=True`` runs the numba / Triton kernels where they import (tests/test_kernel_paths.py); the compiled path is
+their fallback, so the CPU tests here select it by pointing ``FUSED["cpu"]`` at it. The compiled step may contract
+multiply-adds and reorder scalar products, so it is compared with the foreach path at an fp32 tolerance: rtol 1e-5,
+atol 1e-7 on the parameters after 5 steps (each step rounds ~10 elementwise operations at ~6e-8; observed
+differences are ~5e-7 relative). In float64 the same comparison holds to rtol 1e-12. GPU tests skip cleanly without
+CUDA.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from filtering import torch_functional as TF  # noqa: E402
 from filtering.torch_adapter import AdaBayes, AdaBayesFP  # noqa: E402
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -40,10 +44,17 @@ def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor], rtol: float, ato
         torch.testing.assert_close(x, y, rtol=rtol, atol=atol)
 
 
+@pytest.fixture
+def compiled_on_cpu(monkeypatch):
+    """``fused=True`` on CPU runs the compiled path (the fallback where numba does not import)."""
+    monkeypatch.setitem(TF.FUSED, "cpu", "compiled")
+    assert TF.choose_path(torch.device("cpu"), foreach=None, fused=True, capturable=False) == "compiled"
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="needs a C++ compiler")
 @pytest.mark.parametrize("cls", [AdaBayes, AdaBayesFP])
-def test_compiled_cpu_path_matches_foreach(cls: type) -> None:
+def test_compiled_cpu_path_matches_foreach(cls: type, compiled_on_cpu) -> None:
     for dtype, rtol, atol in ((torch.float32, 1e-5, 1e-7), (torch.bfloat16, 1e-5, 1e-7)):
         _assert_close(_run(cls, "cpu", dtype, fused=True), _run(cls, "cpu", dtype, foreach=True), rtol, atol)
 
@@ -61,7 +72,7 @@ def fresh_dynamo():
 @pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None, reason="needs a C++ compiler")
 @pytest.mark.parametrize(("cls", "limit"), [(AdaBayesFP, None), (AdaBayes, 2)])
 def test_more_bucket_shapes_than_the_recompile_limit_fall_back_to_foreach(
-    cls: type, limit: int | None, fresh_dynamo
+    cls: type, limit: int | None, fresh_dynamo, compiled_on_cpu
 ) -> None:
     """More distinct buckets than dynamo's recompile limit (limit + 3 groups of different shapes; the default
     limit is 8) used to raise FailOnRecompileLimitHit; the buckets past the limit now run foreach, with a
@@ -89,9 +100,11 @@ def test_more_bucket_shapes_than_the_recompile_limit_fall_back_to_foreach(
 @needs_cuda
 @pytest.mark.gpu
 @pytest.mark.parametrize("cls", [AdaBayes, AdaBayesFP])
-def test_cuda_default_and_fused_match_foreach(cls: type) -> None:
+def test_cuda_default_and_fused_match_foreach(cls: type, monkeypatch) -> None:
     ref = _run(cls, "cuda", torch.float32, foreach=True)
-    _assert_close(_run(cls, "cuda", torch.float32), ref, 1e-5, 1e-7)  # default: fused when Triton is present
+    _assert_close(_run(cls, "cuda", torch.float32), ref, 1e-5, 1e-7)  # default: Triton when it imports
+    _assert_close(_run(cls, "cuda", torch.float32, fused=True), ref, 1e-5, 1e-7)
+    monkeypatch.setitem(TF.FUSED, "cuda", "compiled")  # the fallback
     _assert_close(_run(cls, "cuda", torch.float32, fused=True), ref, 1e-5, 1e-7)
 
 
