@@ -372,3 +372,35 @@ def test_fig3_network_with_a_gradient_window_predicts_entries_and_draws_the_theo
 
     assert set(parts[-1]["snapshot_vs"]) == set(PREDICTORS) and "stochastic" in PREDICTORS
     assert (out / "fig3_network.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_quadratic_fig3_draws_eq21_the_exact_fixed_point_and_the_stochastic_curve(tmp_path, monkeypatch):
+    """Issue 9, item 5: the curves ``simulations.quadratic`` saves (``fixed_point_curves``) reach the quadratic
+    Fig. 3 -- Eq. 21, the exact fixed point and the stochastic mean with its band, each with its own values."""
+    import json
+
+    import figures.fig3 as fig3_figures
+
+    g2 = np.logspace(-1, 5, 40)
+    rates = 1.0 / (1.0 / SIGMA2 + np.sqrt(g2) / ETA)
+    arrays = fixed_point_curves(1e-1, 1e5, ETA, SIGMA2, points=60)
+    arrays |= {
+        f"fig3_{rule}_{key}": value
+        for rule in ("adabayes", "adabayes_fp")
+        for key, value in (("g2", g2), ("rate", rates))
+    }
+    np.savez(tmp_path / "quadratic.npz", **arrays)
+    meta = {"fig3": {"eta": ETA, "sigma2": SIGMA2}, "config": {"n": 40, "batch_size": 10}}
+    (tmp_path / "quadratic.json").write_text(json.dumps(meta))
+    drawn = {}
+    monkeypatch.setattr(fig3_figures, "save", lambda fig, path: drawn.setdefault("fig", fig) and path)
+    fig3_figures.render_quadratic(tmp_path, tmp_path / "fig3_quadratic.png")
+    ax = drawn["fig"].axes[0]
+    lines = {line.get_label(): np.asarray(line.get_ydata()) for line in ax.get_lines()}
+    np.testing.assert_allclose(lines["Eq. 21 fixed point"], arrays["grid_eq21"])
+    np.testing.assert_allclose(lines["exact fixed point"], arrays["grid_exact"])
+    stochastic = [label for label in lines if label.startswith("stochastic")]
+    assert len(stochastic) == 1
+    np.testing.assert_allclose(lines[stochastic[0]], arrays["grid_stochastic"])
+    assert not np.allclose(arrays["grid_stochastic"], arrays["grid_eq21"], rtol=1e-3)  # three different curves
+    assert any("10–90" in c.get_label() for c in ax.collections)  # the band
