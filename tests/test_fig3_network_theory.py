@@ -121,3 +121,21 @@ def test_ratio_panel_divides_every_prediction_by_eq21_at_the_ema():
     np.testing.assert_allclose(recorded, expected)
     lo, hi = ax.get_ylim()
     assert lo < min(own[:, 1].min(), 1.0) and hi > max(own[:, 1].max(), 1.0)  # the points and Eq. 21 are in view
+
+
+def test_tail_weight_is_the_filters_weight_before_the_window():
+    pytest.importorskip("torch")
+    from simulations.training.fig3_theory import memory_weights, network_theory
+
+    record = _record()
+    late = record["step"] == LATE
+    record["g2"] = np.where(late, record["g2"] / 1e3, record["g2"])  # ⟨g²⟩ 0.1 to 100: memories of 50 to 700 steps
+    record["grad_window"] = np.where(
+        late[:, None], record["grad_window"] / np.float32(np.sqrt(1e3)), record["grad_window"]
+    )
+    points = network_theory(record, max_points=ENTRIES)[LATE]["points"]
+    g = record["grad_window"][points["index"]].astype(np.float64)
+    weights, memory = memory_weights(g, ETA, SIGMA2)
+    # the geometric weights φ'^age sum to memory (1 - tail) over the window: the tail is what the window misses
+    np.testing.assert_allclose(points["tail_weight"], 1.0 - weights.sum(axis=1) / memory, rtol=1e-9, atol=1e-12)
+    assert points["tail_weight"].max() > 0.5 > points["tail_weight"].min()  # short and long memories both present

@@ -74,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--gradient-steps",
         type=int_at_least(0),
         default=512,
-        help="keep each sampled entry's gradients over the last K steps and predict its sigma2_post from them (0: off)",
+        help="keep each sampled entry's gradients over the last K steps and predict its sigma2_post from them "
+        "(0: off); only recorded steps >= K are analysed, and K should span about 3 filter memories "
+        "(up to 3 sigma2/eta^2 steps)",
     )
     parser.add_argument(
         "--theory-points",

@@ -23,7 +23,9 @@ check that the recorded gradients are the ones the filter squared), and the time
 the window's second half is a test of the stationary mean free of the snapshot's noise (``time_average``). The
 diagnostics of the i.i.d. hypothesis are the lag-1 autocorrelations of g and g², the drift ``log`` of the mean g²
 between the window's halves, the ratios of the EMA ⟨g²⟩ to the window's plain and memory-weighted mean g², the
-memory in steps, the kurtosis of g and the share of the mean in g².
+memory in steps, the share of the filter's weight that lies before the window (``tail_weight``; a window shorter
+than about three memories leaves out older, under a falling ⟨g²⟩ larger, gradients that the filter still remembers,
+and the prediction comes out high), the kurtosis of g and the share of the mean in g².
 
 Points that can test the theory: the stochastic mean departs from σ² by more than :data:`DEPARTURE` (elsewhere
 every prediction, and the do-nothing one, is σ²).
@@ -208,6 +210,8 @@ def step_theory(arrays: dict[str, np.ndarray], step: int, max_points: int = 800)
     testable = np.abs(pred["stochastic"] / sigma2 - 1.0) > DEPARTURE
     points = {"index": idx, "g2": g2_ema, "snapshot": snap, "testable": testable, "recon_end": end}
     points |= {"memory": memory, "local_g2": local_sq}
+    # the share of the filter's weight φ'(λ*)^age that lies before the window (the prediction cannot see it)
+    points["tail_weight"] = (1.0 - 1.0 / memory) ** g.shape[1]
     points |= {"time_average": average} | pred | _diagnostics(g, g2_ema)
     return {"summary": _summary(points, step, g.shape[1], eta, sigma2), "points": points}
 
@@ -225,7 +229,7 @@ def _summary(p: dict[str, np.ndarray], step: int, window: int, eta: float, sigma
     ks = float(np.max(np.abs(pit - (np.arange(pit.size) + 0.5) / pit.size))) if pit.size else math.nan
     out["pit"] = {"median": float(np.median(pit)) if pit.size else math.nan, "ks_distance": ks}
     keys = ("lag1_g", "lag1_g2", "drift", "ema_over_window", "ema_over_memory", "memory", "kurtosis", "mean_share")
-    keys += ("solver",)
+    keys += ("solver", "tail_weight")
     out["diagnostics_median"] = {k: float(np.median(p[k][t])) if t.any() else math.nan for k in keys}
     return out
 
