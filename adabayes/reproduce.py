@@ -40,12 +40,15 @@ __all__ = ["EXPERIMENTS", "HELP", "add_arguments", "run"]
 
 HELP = "run derivations, every simulation and every figure; write DIR/report.md with checks (exit 1 on failure)"
 
+# issue 14 (adabayes fit, default sources): priors on w* by marginal likelihood on the quadratic; the Nile anchor
+FIT_JSON = ("fit_quadratic.json", "fit_nile.json")
 # experiment name -> (module, JSON files whose "checks" it writes)
 EXPERIMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "generative": ("simulations.generative", ("generative.json", "calibration.json")),
     "quadratic": ("simulations.quadratic", ("quadratic.json",)),
     "slopes": ("simulations.slopes", ("slopes.json",)),
     "factorised-vs-joint": ("simulations.factorised_vs_joint", ("factorised_vs_joint.json",)),
+    "fit": ("simulations.fit_cli", FIT_JSON),
 }
 # every file an experiment writes (deleted before it runs, so that a failed step cannot leave old results)
 OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -53,6 +56,7 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
     "quadratic": ("quadratic.json", "quadratic.npz"),
     "slopes": ("slopes.json",),
     "factorised-vs-joint": ("factorised_vs_joint.json", "factorised_vs_joint.npz"),
+    "fit": (*FIT_JSON, "fit_quadratic.npz", "fit.png"),
 }
 # experiments whose saved data another one reads
 INPUTS: dict[str, tuple[str, ...]] = {"slopes": ("generative", "quadratic")}
@@ -63,6 +67,7 @@ CHECK_PREFIXES: dict[str, tuple[str, ...]] = {
     "quadratic": ("quadratic/",),
     "slopes": ("slopes/",),
     "factorised-vs-joint": ("factorised/", "factorised-vs-joint/"),
+    "fit": ("fit/",),
 }
 DOCS_DEFAULT = "docs/figures"
 DOCS_FIGURE = "fig3_generative"

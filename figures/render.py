@@ -43,6 +43,7 @@ FIGURES: dict[str, tuple[tuple[str, ...], Callable[[Path, Path], Path]]] = {
     "fig3_quadratic": (("quadratic.npz", "quadratic.json"), _lazy("fig3", "render_quadratic", "fig3_quadratic.png")),
     "slopes": (("slopes.json",), _lazy("slopes", "render", "slopes.png")),
     "losses": (("quadratic.npz", "quadratic.json"), _lazy("losses", "render", "losses.png")),
+    "prior_evidence": (("fit_quadratic.npz",), _lazy("prior_evidence", "render", "prior_evidence.png")),
 }
 
 
