@@ -139,3 +139,30 @@ def test_tail_weight_is_the_filters_weight_before_the_window():
     # the geometric weights φ'^age sum to memory (1 - tail) over the window: the tail is what the window misses
     np.testing.assert_allclose(points["tail_weight"], 1.0 - weights.sum(axis=1) / memory, rtol=1e-9, atol=1e-12)
     assert points["tail_weight"].max() > 0.5 > points["tail_weight"].min()  # short and long memories both present
+
+
+def test_under_a_falling_gradient_scale_the_trajectory_weights_predict_what_the_memory_weights_miss():
+    """⟨g²⟩ falls by e every 400 steps, faster than the filter forgets (memories 150 to 300 steps): the filter
+    forgot the older, larger gradients faster than φ'(λ*)^age (taken at today's precision) says, so the
+    memory-weighted prediction puts σ²_post over 10 % low; weighting each g² by ∂λ_T/∂g²_t along the filter's own
+    trajectory leaves a few per cent."""
+    pytest.importorskip("torch")
+    from simulations.training.fig3_theory import network_theory
+
+    n, steps, window, tau = 16, 3000, 1500, 400.0
+    rng = np.random.default_rng(3)
+    scale = np.logspace(np.log10(2), np.log10(8), n)  # ⟨g²⟩ at the end: near the crossover, long memories
+    g = np.sqrt(scale * np.exp((steps - np.arange(steps)[:, None]) / tau)) * rng.standard_normal((steps, n))
+    f, q = variance_predict_coefficients(ETA, SIGMA2)
+    var = np.full(n, SIGMA2)
+    for t in range(steps):
+        var = update_variance(predict_variance(var, f, q), g[t] ** 2)  # Eqs. 17b, 18a
+    kept = g[-window:].T.astype(np.float32)
+    record = {"var_post": var, "g2": (kept.astype(np.float64) ** 2).mean(axis=1), "step": np.full(n, steps)}
+    record |= {"eta": np.full(n, ETA), "sigma2": np.full(n, SIGMA2), "grad_window": kept}
+    p = network_theory(record, max_points=n)[steps]["points"]
+    memory = np.log(p["snapshot"] / p["stochastic"])
+    along = np.log(p["snapshot"] / p["stochastic_trajectory"])
+    assert np.median(memory) > 0.08  # the memory weights miss the drift
+    assert np.median(np.abs(along)) < 0.05 and np.median(np.abs(along)) < 0.4 * np.median(np.abs(memory))
+    assert np.allclose(p["eq21_trajectory"], p["stochastic_trajectory"], rtol=0.02)  # near the crossover: no noise

@@ -15,7 +15,11 @@ recorded step, not a time average), so it is compared with
 * Eq. 21 and the exact fixed point at the β2-EMA ⟨g²⟩ of Fig. 3's x-axis (``eq21``, ``exact``), Eq. 21 at the
   window's plain mean g² (``eq21_window``) and at its memory-weighted mean (``eq21_memory``), and the stochastic
   mean for Gaussian g with that weighted mean (``gaussian_memory``) -- they split the offset into the EMA's lag,
-  the noise and the shape of g -- and the do-nothing baseline σ²_post ≡ σ² (``none``).
+  the noise and the shape of g -- and the do-nothing baseline σ²_post ≡ σ² (``none``);
+* the same two (``eq21_trajectory``, ``stochastic_trajectory``) with each step weighted by what the filter's own
+  trajectory kept of it, ``∂λ_T/∂g²_t`` (:func:`_trajectory`): under a falling ⟨g²⟩ the filter forgot the older,
+  larger gradients faster than ``φ'(λ*)^age``, and the memory weights, taken at today's λ*, put σ²_post a few per
+  cent low.
 
 The window also gives the filter's own trajectory: Alg. 1 (Eqs. 17b, 18a) run on the window's g² (from Eq. 21 at
 its mean g²) ends at the recorded σ²_post when the window is longer than the filter's memory (``recon_end``: a
@@ -65,7 +69,9 @@ PREDICTORS = (
     "eq21_window",
     "eq21_memory",
     "gaussian_memory",
+    "eq21_trajectory",
     "stochastic",
+    "stochastic_trajectory",
     "stochastic_median",
     "none",
 )
@@ -95,21 +101,28 @@ def memory_weights(g: np.ndarray, eta: float, sigma2: float) -> tuple[np.ndarray
     return w, 1.0 / (1.0 - slope)
 
 
-def _trajectory(g: np.ndarray, eta: float, sigma2: float) -> tuple[np.ndarray, np.ndarray]:
-    """Alg. 1's σ²_post over the window ``g`` (K, T): its last value and its mean over the second half.
+def _trajectory(g: np.ndarray, eta: float, sigma2: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Alg. 1's σ²_post over the window ``g`` (K, T): its last value, its mean over the second half, and the weight
+    the last precision gives each step's g², ``∂λ_T/∂g²_t = Π_{s>t} φ'(λ_{s-1})`` (K, T).
 
     It starts at Eq. 21 of the window's mean g² (near the stationary mean, so that the unknown start is forgotten
-    within a fraction of the filter's memory).
+    within a fraction of the filter's memory). The weights are :func:`memory_weights` with φ' taken along the
+    trajectory rather than at today's fixed point: under a falling ⟨g²⟩ the filter's precision was higher when the
+    older, larger gradients came, so it forgot them faster than φ'(λ*)^age says.
     """
     f, q = variance_predict_coefficients(eta, sigma2)
     var = 1.0 / approx_precision((g * g).mean(axis=1), eta, sigma2)
     steps = g.shape[1]
     total = np.zeros_like(var)
+    slope = np.empty(g.shape)
     for t in range(steps):
+        slope[:, t] = f / (f + q / var) ** 2  # φ'(λ_{t-1}) = f/(f + qλ)²: the share of λ_{t-1} kept in λ_t
         var = update_variance(predict_variance(var, f, q), g[:, t] ** 2)  # Eqs. 17b, 18a
         if t >= steps // 2:
             total += var
-    return var, total / (steps - steps // 2)
+    weights = np.ones(g.shape)
+    weights[:, :-1] = np.cumprod(slope[:, :0:-1], axis=1)[:, ::-1]  # Π over s = t+1 .. T-1 of φ'(λ_{s-1})
+    return var, total / (steps - steps // 2), weights
 
 
 def _diagnostics(g: np.ndarray, g2_ema: np.ndarray) -> dict[str, np.ndarray]:
@@ -159,6 +172,15 @@ def _predict(
     return out
 
 
+def _stationary_means(g: np.ndarray, weights: np.ndarray, eta: float, sigma2: float) -> np.ndarray:
+    """E[σ²_post] of the stationary law of each window's gradients weighted by ``weights`` (K, T)."""
+    out = np.empty(g.shape[0])
+    for k in range(g.shape[0]):
+        atoms = compress_gradients(g[k], ATOMS, weights[k])
+        out[k] = stationary_law(EmpiricalGradients(atoms), eta, sigma2, rtol=RTOL).mean()
+    return out
+
+
 def _stats(ratio: np.ndarray) -> dict[str, float]:
     """Median and 90 % of |log10 ratio|, and the median ratio (snapshot / prediction)."""
     if ratio.size == 0:
@@ -205,7 +227,10 @@ def step_theory(arrays: dict[str, np.ndarray], step: int, max_points: int = 800)
         "gaussian_memory": stochastic_rate(local_sq, eta, sigma2) if idx.size else np.empty(0),
         "none": np.full(idx.size, sigma2),
     }
-    end, average = _trajectory(g, eta, sigma2)
+    end, average, along = _trajectory(g, eta, sigma2)
+    along_sq = (along * g * g).sum(axis=1) / along.sum(axis=1)  # g² weighted as the trajectory forgot it
+    pred["eq21_trajectory"] = 1.0 / approx_precision(along_sq, eta, sigma2)
+    pred["stochastic_trajectory"] = _stationary_means(g, along, eta, sigma2)
     pred["ema_over_memory"] = g2_ema / local_sq
     testable = np.abs(pred["stochastic"] / sigma2 - 1.0) > DEPARTURE
     points = {"index": idx, "g2": g2_ema, "snapshot": snap, "testable": testable, "recon_end": end}
