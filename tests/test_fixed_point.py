@@ -180,22 +180,30 @@ def test_validity_range_reports_bad_model_parameters(bad):
         fp.eq21_validity_range(**kwargs)
 
 
-def test_validity_range_finds_a_crossing_in_the_first_grid_cell():
-    """The lower crossing between the first two points of the 2001-point log grid is refined in that cell.
+def test_validity_range_finds_crossings_in_the_first_and_last_grid_cells():
+    """A crossing between the first (or last) two points of the 2001-point log grid is refined in that cell.
 
-    Bounds put the crossing half a cell (0.005 decades) above the lower bound and the upper crossing inside, so a
-    bracket reaching outside the first cell (e.g. wrapping to the grid's last point) would find the wrong root.
+    Bounds put the lower crossing half a cell (0.005 decades) above the lower bound, then the upper crossing half a
+    cell below the upper bound, so a bracket reaching outside the end cell (past the grid, or wrapping to its other
+    end) would fail or find the wrong root.
     """
     eta, sigma2, rtol = 0.1, 0.1, 0.02
     low, high = fp.eq21_validity_range(eta, sigma2, rtol)
-    cell = 0.005  # decades per grid step: the bounds span 2000 cells
+    cell, span = 0.005, 10 ** (2000 * 0.005)  # decades per grid step; the bounds span 2000 cells
     lo = 10 ** (np.log10(low) - cell / 2)
-    bounds = (lo, lo * 10 ** (2000 * cell))
-    low_b, high_b = fp.eq21_validity_range(eta, sigma2, rtol, g2_bounds=bounds)
-    assert lo < low_b < lo * 10**cell
-    np.testing.assert_allclose([low_b, high_b], [low, high], rtol=1e-9)
+    hi = 10 ** (np.log10(high) + cell / 2)
+    for bounds in ((lo, lo * span), (hi / span, hi)):
+        low_b, high_b = fp.eq21_validity_range(eta, sigma2, rtol, g2_bounds=bounds)
+        np.testing.assert_allclose([low_b, high_b], [low, high], rtol=1e-9)
+        for edge in (low_b, high_b):
+            assert abs(abs(fp.eq21_relative_error(edge, eta, sigma2)) - rtol) < 1e-9
     assert (
-        abs(fp.eq21_relative_error(low_b / 1.001, eta, sigma2))
+        abs(fp.eq21_relative_error(low / 1.001, eta, sigma2))
         > rtol
-        > abs(fp.eq21_relative_error(low_b * 1.001, eta, sigma2))
+        > abs(fp.eq21_relative_error(low * 1.001, eta, sigma2))
+    )
+    assert (
+        abs(fp.eq21_relative_error(high * 1.001, eta, sigma2))
+        > rtol
+        > abs(fp.eq21_relative_error(high / 1.001, eta, sigma2))
     )
