@@ -288,7 +288,7 @@ def _counts(path: KernelPath, steps: list[Tensor], device: torch.device) -> list
     """The step number being taken (state step + 1) per tensor, in the form the kernel path takes."""
     if path.device_counts:
         return torch.stack(steps).to(device=device, dtype=torch.float64, non_blocking=True) + 1.0
-    return [int(s.item()) + 1 for s in steps]
+    return [int(s) + 1 for s in torch.stack(steps).tolist()]  # one host read, not one .item() per tensor
 
 
 def dispatch(
@@ -314,7 +314,8 @@ def dispatch(
     cache = cache if cache is not None else KernelCache()
     if maximize:
         tensors = tensors._replace(grads=list(torch._foreach_neg(tensors.grads)))
-    tensors = type(tensors)._make(None if lst is None else [_as_real(t) for t in lst] for lst in tensors)
+    if any(p.is_complex() for p in tensors.params):  # (a complex parameter has complex gradient and state)
+        tensors = type(tensors)._make(None if lst is None else [_as_real(t) for t in lst] for lst in tensors)
     for (device, _), idx in _buckets(tensors.params).items():
         path = PATHS[choose_path(device, foreach=foreach, fused=fused, capturable=capturable)]
         steps = [state_steps[i] for i in idx]
