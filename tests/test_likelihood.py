@@ -204,7 +204,8 @@ def test_results_do_not_depend_on_chunks_of_time_or_of_parameters():
     y = sim.g + sim.h * sim.mu
     state = lik.start_state(a, q, 0.0, SIGMA2, n=5000)
     for lo, hi in ((0, 5), (5, 6), (6, 50), (50, 103)):  # windows of 8 steps straddle the chunk edges
-        lik.advance(state, np.ascontiguousarray(y[lo:hi]), np.ascontiguousarray(sim.h[lo:hi]), has_mu=True)
+        y_chunk, h_chunk = np.ascontiguousarray(y[lo:hi]), np.ascontiguousarray(sim.h[lo:hi])
+        lik.advance(state, y_chunk, h_chunk, has_mu=True, parallel=False)  # one block of 5000 vs two threaded
     np.testing.assert_array_equal(state.loglik, whole.loglik)
     np.testing.assert_array_equal(state.mean, whole.filtered.mean_post[-1])
     part = lik.kalman_loglik(sim.g[:, 4000:4100], sim.h[:, 4000:4100], ETA, SIGMA2, mu=sim.mu[:, 4000:4100])

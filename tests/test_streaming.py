@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from filtering import likelihood as lik
+from filtering import ou
 from filtering import state_space as ss
 from filtering.streaming import StreamingFilter, stream_filter
 
@@ -20,15 +21,24 @@ def _data(steps: int, n: int, seed: int):
     return g, h
 
 
+def _full_filter(g, h):
+    """One call over all steps keeping every (T, N) moment, on one thread (the threaded kernel runs the same
+    arithmetic per parameter: tests/test_likelihood.py checks blocks and threads against one block)."""
+    state = lik.start_state(*ou.transition(ETA, SIGMA2), 0.0, SIGMA2, n=g.shape[1])
+    out = (np.empty_like(g), np.empty_like(g))
+    lik.advance(state, g, h, has_mu=False, out=out, parallel=False)
+    return state, out
+
+
 def test_streaming_equals_the_full_filter_bit_for_bit():
     g, h = _data(157, 9000, seed=0)
-    full = lik.kalman_loglik(g, h, ETA, SIGMA2, keep="float64")
+    full, (mean_post, var_post) = _full_filter(g, h)
     ref = ss.kalman_filter(g, h, ETA, SIGMA2)
     chunks = [(g[a:b], h[a:b]) for a, b in ((0, 1), (1, 17), (17, 100), (100, 157))]
-    res = stream_filter(chunks, 9000, ETA, SIGMA2)
+    res = stream_filter(chunks, 9000, ETA, SIGMA2)  # 9000 parameters: the threaded kernel
     np.testing.assert_array_equal(res.loglik, full.loglik)  # the same kernel: bit for bit
-    np.testing.assert_array_equal(res.mean, full.filtered.mean_post[-1])
-    np.testing.assert_array_equal(res.var, full.filtered.var_post[-1])
+    np.testing.assert_array_equal(res.mean, mean_post[-1])
+    np.testing.assert_array_equal(res.var, var_post[-1])
     # against the filter of filtering.state_space (Eq. 18a in its 1/(1/σ² + h) form): rounding only
     np.testing.assert_allclose(res.var, ref.var_post[-1], rtol=1e-13)
     np.testing.assert_allclose(res.mean, ref.mean_post[-1], rtol=1e-11, atol=1e-13 * np.abs(ref.mean_post).max())
