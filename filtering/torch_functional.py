@@ -235,8 +235,8 @@ FUSED_BY_DEFAULT: dict[str, Callable[[], bool]] = {
     "cpu": functools.partial(path_available, "numba"),
 }
 """Device types on which ``fused=None, foreach=None`` runs the fused path (:func:`fused_path`), when the check
-returns True: CUDA with Triton importable; CPU with numba importable (measured 3-4x faster than the single-tensor
-loop, the previous CPU default, on 2.3 M and 25.6 M parameters, 1 and 2 threads: BENCHMARKS.md,
+returns True: CUDA with Triton importable; CPU with numba importable (its kernels measured 4-10x faster than the
+single-tensor loop, the previous CPU default, on 2.3 M and 25.6 M parameters with 1 and 2 threads: BENCHMARKS.md,
 ``benchmarks/optimizer_step.py``)."""
 
 
