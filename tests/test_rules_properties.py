@@ -112,3 +112,22 @@ def test_batch_size_below_one_raises(factory, batch_size):
 def test_malformed_betas_raise_naming_them(betas):
     with pytest.raises(ValueError, match="betas"):
         rules.adabayes(batch_size=8, betas=betas)
+
+
+@pytest.mark.parametrize("factory", [rules.sgd, rules.fading_memory])
+@pytest.mark.parametrize("beta1", [1.0, 1.5, -0.1, float("nan"), float("inf")])
+def test_beta1_outside_unit_interval_raises(factory, beta1):
+    """The rules with momentum but no ⟨g²⟩ take a single beta1 in [0, 1) (Eq. 2), checked when the rule is made."""
+    with pytest.raises(ValueError, match=r"^beta1 must be in \[0, 1\)"):
+        factory(batch_size=8, beta1=beta1)
+
+
+@pytest.mark.parametrize("factory", [rules.sgd, rules.fading_memory])
+def test_beta1_zero_is_plain_gradient_averaging_of_one_step(factory):
+    """beta1 = 0 (the closed end) is accepted: ⟨g⟩ is the latest gradient, so two steps scale g2, not (g1 + g2)/2."""
+    rule = factory(batch_size=8, beta1=0)
+    g1, g2 = np.array([1.0, -2.0]), np.array([0.5, 4.0])
+    state = rule.init(np.zeros(2))
+    _, state = rule.update(g1, state)
+    step, state = rule.update(g2, state)
+    np.testing.assert_allclose(step, state.var_post * g2, rtol=1e-14)
