@@ -13,8 +13,9 @@ least-disturbed round and of the median round, as ratios to
 
 Cases: AdamW fused / foreach / single-tensor; the fused AdaBayes kernels called directly (CPU: numba,
 :mod:`filtering._fused_cpu`; CUDA: Triton, :mod:`filtering._triton_kernels`) for AdaBayes without and with the
-⟨g²⟩ EMA and AdaBayes-FP; the optimiser classes' single-tensor, foreach and default paths (``--compiled`` adds
-``fused=True``, torch.compile: minutes of compiling on the larger sets). The first step of the numba kernels is
+⟨g²⟩ EMA and AdaBayes-FP; the optimiser classes' single-tensor, foreach and default paths (the default is the fused
+kernel: numba on CPU, Triton on CUDA; ``--compiled`` adds the torch.compile path, the fallback of ``fused=True``
+where numba / Triton are missing: minutes of compiling on the larger sets). The first step of the numba kernels is
 timed in fresh processes (``--first-step``, CPU): cold (an empty numba cache, ``NUMBA_CACHE_DIR`` set to a new
 folder: compiles) and warm (the same folder again: loads), as import of the kernel module + the first call.
 
@@ -203,12 +204,28 @@ def cases(device: torch.device, compiled: bool) -> list[tuple[str, Callable[[lis
         (f"AdaBayesFP {fused}", lambda ps: KernelStep(ps, "fp", device).step),
     ]
     paths = [("single-tensor", {"foreach": False}), ("foreach", {"foreach": True}), ("default path", {})]
-    if compiled:
-        paths.append(("compiled (fused=True)", {"fused": True}))
     for cls in (AdaBayes, AdaBayesFP):
         for label, kw in paths:
             out.append((f"{cls.__name__} {label}", lambda ps, cls=cls, kw=kw: cls(ps, **hyper, **kw).step))
+        if compiled:
+            build = lambda ps, cls=cls: on_path(cls(ps, **hyper, fused=True).step, device.type, "compiled")  # noqa: E731
+            out.append((f"{cls.__name__} compiled (torch.compile)", build))
     return out
+
+
+def on_path(step: Callable[[], object], device_type: str, path: str) -> Callable[[], None]:
+    """``step`` with ``fused=True`` sent to kernel path ``path`` (e.g. the torch.compile fallback) while it runs."""
+    from filtering import torch_functional as TF
+
+    def run() -> None:
+        old = TF.FUSED[device_type]
+        TF.FUSED[device_type] = path
+        try:
+            step()
+        finally:
+            TF.FUSED[device_type] = old
+
+    return run
 
 
 def time_calls(fn: Callable[[], object], steps: int, warmup: int, device: torch.device) -> float:
@@ -292,8 +309,10 @@ def first_step_child(kind: str, set_name: str, threads: int) -> None:
 
 
 def first_step_times(set_name: str, threads: int) -> None:
-    print(f"\nfirst step of the numba kernels ({set_name}, {threads} thread(s)): import of filtering._fused_cpu + the"
-          " first call, in a fresh process; cold = empty numba cache (compiles), warm = that cache again")
+    print(
+        f"\nfirst step of the numba kernels ({set_name}, {threads} thread(s)): import of filtering._fused_cpu + the"
+        " first call, in a fresh process; cold = empty numba cache (compiles), warm = that cache again"
+    )
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         for kind in ("ab", "fp"):
