@@ -64,16 +64,21 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _interleaved_min(fns: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Fastest of ``repeats`` runs of each function, the functions taking turns (after one warm-up each)."""
+def _interleaved_min(fns: list[Callable[[], object]], repeats: int, clock: str = "wall") -> list[float]:
+    """Fastest of ``repeats`` runs of each function, the functions taking turns (after one warm-up each).
+
+    ``clock="wall"``: ``time.perf_counter``; ``"cpu"``: ``time.process_time`` (CPU seconds of every thread of
+    this process: on a machine shared with other jobs, the work done rather than the time waited for a core).
+    """
+    now = time.perf_counter if clock == "wall" else time.process_time
     for fn in fns:
         fn()
     best = [float("inf")] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
-            start = time.perf_counter()
+            start = now()
             fn()
-            best[i] = min(best[i], time.perf_counter() - start)
+            best[i] = min(best[i], now() - start)
     return best
 
 
@@ -105,20 +110,57 @@ def _likelihood_ratios(g: np.ndarray, h: np.ndarray, buffers: tuple[np.ndarray, 
     for t0 in range(0, g.shape[0], 64):
         sf.update(g[t0 : t0 + 64], h[t0 : t0 + 64])
     assert np.array_equal(sf.result().loglik, full.loglik)
-    t_anchor, t_keep, t_only, t_stream = _interleaved_min([anchor, loglik_keep, loglik_only, streaming], repeats)
+    out: dict[str, float] = {}
+    for clock in ("wall", "cpu"):
+        t_anchor, t_keep, t_only, t_stream = _interleaved_min(
+            [anchor, loglik_keep, loglik_only, streaming], repeats, clock
+        )
+        suffix = "" if clock == "wall" else "_cpu"
+        out |= {
+            f"loglik_kernel_over_kalman_filter{suffix}": t_keep / t_anchor,
+            f"loglik_only_over_kalman_filter{suffix}": t_only / t_anchor,
+            f"streaming_over_kalman_filter{suffix}": t_stream / t_anchor,
+            f"anchor_interleaved_min_s{suffix}": t_anchor,
+        }
+    return out
+
+
+def _dask_ratio(steps: int, n: int, block: int, repeats: int) -> dict:
+    """The streaming filter over blocks of parameters with Dask's local threaded scheduler against the same
+    streaming filter in one process (threaded numba kernel), same in-memory data; results equal bit for bit."""
+    import dask
+    import dask.array as da
+
+    from filtering.distributed import filter_blocks
+    from filtering.streaming import stream_filter
+
+    g, h = _problem(steps, n, 3)
+    g_da, h_da = da.from_array(g, chunks=(steps, block)), da.from_array(h, chunks=(steps, block))
+
+    def single() -> object:
+        return stream_filter([(g[t : t + 64], h[t : t + 64]) for t in range(0, steps, 64)], n, ETA, SIGMA2)
+
+    def local() -> object:
+        return filter_blocks(g_da, h_da, ETA, SIGMA2, block=block, time_chunk=64)
+
+    assert np.array_equal(single().stacked(), local().stacked())  # type: ignore[attr-defined]
+    with dask.config.set(scheduler="threads", num_workers=os.cpu_count()):
+        t_single, t_local = _interleaved_min([single, local], repeats)
+        c_single, c_local = _interleaved_min([single, local], repeats, "cpu")
     return {
-        "loglik_kernel_over_kalman_filter": t_keep / t_anchor,
-        "loglik_only_over_kalman_filter": t_only / t_anchor,
-        "streaming_over_kalman_filter": t_stream / t_anchor,
-        "anchor_interleaved_min_s": t_anchor,
+        "dask_problem": f"N={n} x T={steps}, blocks of {block} parameters, local threaded scheduler",
+        "dask_single_process_s": t_single,
+        "dask_local_s": t_local,
+        "dask_local_over_single_process": t_local / t_single,
+        "dask_local_over_single_process_cpu": c_local / c_single,
     }
 
 
-def _anchor_ns_per_step(steps: int, n: int, seed: int) -> float:
+def _anchor_ns_per_step(steps: int, n: int, seed: int, clock: str = "wall") -> float:
     """kalman_filter's fastest time per filter-step (preallocated outputs) on a problem that fits in memory."""
     g, h = _problem(steps, n, seed)
     bufs = (np.empty_like(g), np.empty_like(g))
-    return _interleaved_min([lambda: ss.kalman_filter(g, h, ETA, SIGMA2, out=bufs)], 5)[0] * 1e9 / g.size
+    return _interleaved_min([lambda: ss.kalman_filter(g, h, ETA, SIGMA2, out=bufs)], 5, clock)[0] * 1e9 / g.size
 
 
 def _big_stream_child(n: int, steps: int, chunk: int, seed: int) -> dict:
@@ -126,11 +168,12 @@ def _big_stream_child(n: int, steps: int, chunk: int, seed: int) -> dict:
     n x steps with gradients drawn chunk by chunk into three reused buffers; peak RSS at the end."""
     rng = np.random.default_rng(seed)
     anchor_ns = _anchor_ns_per_step(100, 100_000, seed + 1)
+    anchor_cpu_ns = _anchor_ns_per_step(100, 100_000, seed + 1, clock="cpu")
     warm = StreamingFilter(2 * lik.BLOCK, ETA, SIGMA2)  # compile (or load) the threaded kernel before timing
     warm.update(np.ones((2, 2 * lik.BLOCK)), 1.0)
     sf = StreamingFilter(n, ETA, SIGMA2)
-    g, h, root = np.empty((chunk, n)), np.empty((chunk, n)), np.empty((chunk, n))
-    kernel_s = draw_s = 0.0
+    g, h, root = np.empty((chunk, n)), np.empty((chunk, n)), np.empty(n)  # one row of sqrt(h) at a time
+    kernel_s = draw_s = kernel_cpu_s = 0.0
     for t0 in range(0, steps, chunk):
         rows = min(chunk, steps - t0)
         start = time.perf_counter()
@@ -139,11 +182,13 @@ def _big_stream_child(n: int, steps: int, chunk: int, seed: int) -> dict:
         h[:rows] -= 2.0 * np.log(10.0)
         np.exp(h[:rows], out=h[:rows])
         rng.standard_normal(out=g[:rows])
-        np.sqrt(h[:rows], out=root[:rows])
-        g[:rows] *= root[:rows]
-        mid = time.perf_counter()
+        for row in range(rows):
+            np.sqrt(h[row], out=root)
+            g[row] *= root
+        mid, mid_cpu = time.perf_counter(), time.process_time()
         sf.update(g[:rows], h[:rows])
         kernel_s += time.perf_counter() - mid
+        kernel_cpu_s += time.process_time() - mid_cpu
         draw_s += mid - start
     res = sf.result()
     assert np.isfinite(res.loglik).all()
@@ -157,6 +202,9 @@ def _big_stream_child(n: int, steps: int, chunk: int, seed: int) -> dict:
         "big_stream_ns_per_filter_step": stream_ns,
         "big_stream_anchor_ns_per_filter_step": anchor_ns,
         "big_stream_over_kalman_filter": stream_ns / anchor_ns,
+        "big_stream_cpu_ns_per_filter_step": kernel_cpu_s * 1e9 / (n * steps),
+        "big_stream_anchor_cpu_ns_per_filter_step": anchor_cpu_ns,
+        "big_stream_over_kalman_filter_cpu": kernel_cpu_s * 1e9 / (n * steps) / anchor_cpu_ns,
     }
 
 
@@ -173,8 +221,9 @@ def _peak_rss_kib() -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
-def _big_stream(n: int, steps: int, chunk: int) -> dict:
+def _big_stream(n: int, steps: int, chunk: int, threads: int | None) -> dict:
     cmd = [sys.executable, __file__, "--big-stream-child", str(n), str(steps), str(chunk)]
+    cmd += ["--threads", str(threads)] if threads else []
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -202,25 +251,8 @@ def _problem(steps: int, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return g, h
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=100_000, help="independent filters (default 1e5)")
-    parser.add_argument("--steps", type=int, default=1000, help="time steps (default 1000)")
-    parser.add_argument("--simd-n", type=int, default=2000, help="filters for the simdkalman anchor")
-    parser.add_argument("--simd-steps", type=int, default=200, help="time steps for the simdkalman anchor")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    parser.add_argument("--big-stream", action="store_true", help="also stream 1e6 params x 1000 steps (child)")
-    parser.add_argument("--big-n", type=int, default=1_000_000, help="parameters of the big streaming run")
-    parser.add_argument("--big-steps", type=int, default=1000, help="steps of the big streaming run")
-    parser.add_argument("--big-chunk", type=int, default=16, help="steps per drawn chunk in the big run")
-    parser.add_argument("--big-stream-child", nargs=3, type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.big_stream_child:
-        print(json.dumps(_big_stream_child(*args.big_stream_child, seed=2)))
-        return 0
-
-    g, h = _problem(args.steps, args.n, 0)
+def _anchors(g: np.ndarray, h: np.ndarray, args: argparse.Namespace) -> dict:
+    """kalman_filter against the plain NumPy loop, the copy floor and simdkalman; the likelihood ratios."""
     ours = ss.kalman_filter(g, h, ETA, SIGMA2)
     mean_ref, var_ref = ss.kalman_filter_reference(g, h, ETA, SIGMA2)
     err_plain = max(
@@ -252,9 +284,7 @@ def main(argv: list[str] | None = None) -> int:
 
     per_step = 1e9 / (args.n * args.steps)
     per_step_small = 1e9 / (args.simd_n * args.simd_steps)
-    result = {
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "numba_threads": numba.get_num_threads(),
+    return {
         "problem": f"N={args.n} filters x T={args.steps} steps, float64, time-varying h",
         "ours_out_s": t_ours,
         "ours_alloc_s": t_ours_alloc,
@@ -274,10 +304,50 @@ def main(argv: list[str] | None = None) -> int:
         "max_rel_diff_vs_plain": err_plain,  # means (relative to their max) and variances
         "max_rel_diff_vs_simdkalman": err_simd,
         **likelihood,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000, help="independent filters (default 1e5)")
+    parser.add_argument("--steps", type=int, default=1000, help="time steps (default 1000)")
+    parser.add_argument("--simd-n", type=int, default=2000, help="filters for the simdkalman anchor")
+    parser.add_argument("--simd-steps", type=int, default=200, help="time steps for the simdkalman anchor")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--big-stream", action="store_true", help="also stream 1e6 params x 1000 steps (child)")
+    parser.add_argument("--big-n", type=int, default=1_000_000, help="parameters of the big streaming run")
+    parser.add_argument("--big-steps", type=int, default=1000, help="steps of the big streaming run")
+    parser.add_argument("--big-chunk", type=int, default=32, help="steps per drawn chunk in the big run")
+    parser.add_argument("--big-stream-child", nargs=3, type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=None, help="numba threads (default: numba's, one per core)")
+    parser.add_argument("--dask", action="store_true", help="also time Dask's local scheduler vs one process")
+    parser.add_argument("--dask-n", type=int, default=400_000, help="parameters of the Dask comparison")
+    parser.add_argument("--dask-steps", type=int, default=200, help="steps of the Dask comparison")
+    parser.add_argument("--only-ratios", action="store_true", help="skip the plain-loop and simdkalman anchors")
+    args = parser.parse_args(argv)
+    if args.threads:
+        numba.set_num_threads(args.threads)
+    if args.big_stream_child:
+        print(json.dumps(_big_stream_child(*args.big_stream_child, seed=2)))
+        return 0
+
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "numba_threads": numba.get_num_threads(),
         "load_average_1min": os.getloadavg()[0],
     }
+    g, h = _problem(args.steps, args.n, 0)
+    if args.only_ratios:
+        result["problem"] = f"N={args.n} filters x T={args.steps} steps, float64, time-varying h"
+        result.update(_likelihood_ratios(g, h, (np.empty_like(g), np.empty_like(g)), args.repeats))
+    else:
+        result.update(_anchors(g, h, args))
     if args.big_stream:
-        result.update(_big_stream(args.big_n, args.big_steps, args.big_chunk))
+        result.update(_big_stream(args.big_n, args.big_steps, args.big_chunk, args.threads))
+    if args.dask:
+        result.update(_dask_ratio(args.dask_steps, args.dask_n, 65536, args.repeats))
+    result["load_average_1min_end"] = os.getloadavg()[0]
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value:.4g}" if isinstance(value, float) else f"{key:<{width}}  {value}")
