@@ -553,3 +553,26 @@ def test_joint_filter_checks_the_hessian_and_reads_nested_lists():
     from_lists = ss.joint_kalman_filter(g, [[2.0, 0.0], [0.0, 0.5]], ETA, SIGMA2)
     scalar = ss.kalman_filter(g, np.array([2.0, 0.5]), ETA, SIGMA2)  # a diagonal H: two scalar filters
     np.testing.assert_allclose(from_lists.mean_post, scalar.mean_post, rtol=1e-12)
+
+
+def test_simulate_one_step_follows_the_recipe():
+    """steps = 1 (the smallest T): w*(0) is one OU step from w*(-1) ~ N(0, σ²) (Eq. 14), y = h w* + √h ε (Eq. 12)."""
+    h, eta, sigma2 = np.array([0.5, 2.0, 8.0]), 0.2, 0.5
+    sim = ss.simulate(h, 1, eta, sigma2, 21, mu=np.zeros(3))
+    rng = np.random.default_rng(21)
+    a, q = 1 - eta**2 / (2 * sigma2), eta**2
+    w0 = a * rng.standard_normal(3) * np.sqrt(sigma2) + rng.standard_normal(3) * np.sqrt(q)
+    y = h * w0 + np.sqrt(h) * rng.standard_normal((1, 3))
+    np.testing.assert_allclose(sim.w_star, w0[None], rtol=1e-14)
+    np.testing.assert_allclose(sim.y, y, rtol=1e-14)
+    assert ss.simulate(h, 1, eta, sigma2, 21).filtered.mean_post.shape == (1, 3)
+
+
+def test_simulate_one_parameter_with_a_curvature_per_step():
+    """time_varying_h=True with h of shape (T,): a scalar parameter whose curvature changes every step."""
+    h = np.array([0.5, 1.0, 2.0, 4.0])
+    sim = ss.simulate(h, 4, ETA, SIGMA2, 3, time_varying_h=True)
+    assert sim.w_star.shape == (4,)
+    np.testing.assert_array_equal(sim.h, h)
+    with pytest.raises(ValueError, match="time_varying_h"):
+        ss.simulate(h, 5, ETA, SIGMA2, 3, time_varying_h=True)
