@@ -230,3 +230,14 @@ def test_checks_are_declared_as_data():
     verified = {s.name for s in specs if s.bound is not INFO}
     assert {"fit/quadratic_noise_scale_median", "fit/nile_max_loglik_vs_statsmodels"} <= verified
     assert all(s.bound is INFO for s in fit_cli.STREAM_SPECS)  # the evidence itself is reported, not judged
+
+
+def test_reproduce_declares_the_fit_experiment_with_the_files_its_default_sources_write():
+    from adabayes import reproduce
+
+    module, json_files = reproduce.EXPERIMENTS["fit"]
+    assert module == "simulations.fit_cli"
+    assert set(json_files) == {f"fit_{s}.json" for s in fit_cli.DEFAULT_SOURCES}
+    assert set(json_files) | {"fit_quadratic.npz", "fit.png"} <= set(reproduce.OUTPUTS["fit"])
+    assert reproduce.CHECK_PREFIXES["fit"] == ("fit/",)
+    assert all(s.name.startswith("fit/") for s in (*fit_cli.STREAM_SPECS, *fit_cli.NILE_SPECS))
