@@ -546,14 +546,18 @@ def _run_module(module: str, args: argparse.Namespace) -> dict[str, float]:
     return summary(chosen)
 
 
-def summary_table(out: Path) -> str:
-    """Markdown table of every report in ``out``, with a total; reports whose module source changed are marked."""
+def summary_table(outs: list[Path]) -> str:
+    """Markdown table of every report in the folders ``outs``, with a total; reports of changed sources are marked.
+
+    Reports of one module in two folders (e.g. a seeded sample and a run of further ``--ids``) are two rows; the
+    total adds them, so the runs must not share mutants.
+    """
     rows = [
         "| module | mutants | run | killed | survived | score | current | date |",
         "|---|---:|---|---:|---:|---:|---|---|",
     ]
     total = {"killed": 0, "error": 0, "timeout": 0, "survived": 0}
-    for path in sorted(out.glob("*.json")):
+    for path in sorted(p for out in outs for p in out.glob("*.json")):
         report = json.loads(path.read_text())
         source = (ROOT / report["module"]).read_text()
         current = report.get("source_sha256") == hashlib.sha256(source.encode()).hexdigest()
@@ -561,7 +565,7 @@ def summary_table(out: Path) -> str:
         date = report.get("date") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
         detected = s["killed"] + s["error"] + s["timeout"]
         rows.append(
-            f"| `{report['module']}` | {report['n_found']} | {s['total']} ({report['sampling'].split(':')[0]}) | "
+            f"| `{report['module']}` | {report['n_found']} | {s['total']} ({report['sampling'].split(':')[0][:40]}) | "
             f"{detected} | {s['survived']} | {100 * s['score']:.1f} % | {'yes' if current else 'NO (stale)'} | {date} |"
         )
         if current:
@@ -597,10 +601,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("OLD", "NEW"),
         help="run one hand-made mutant: the single occurrence of OLD in the module replaced by NEW (no report)",
     )
-    parser.add_argument("--summary", action="store_true", help="print the table of every report in --out and exit")
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="print the table of every report in --out (comma-separated folders) and exit",
+    )
     args = parser.parse_args(argv)
     if args.summary:
-        print(summary_table(Path(args.out)))
+        print(summary_table([Path(o) for o in args.out.split(",")]))
         return 0
     if not args.module:
         parser.error("--module is required (or --summary)")
