@@ -114,7 +114,7 @@ def test_ratio_panel_divides_every_prediction_by_eq21_at_the_ema():
     plt.close(fig)
     own = np.asarray(drawn["stochastic, own gradients"])
     np.testing.assert_allclose(own[:, 0], ETA / np.sqrt(p["g2"]))
-    np.testing.assert_allclose(own[:, 1], p["stochastic"] / p["eq21"])
+    np.testing.assert_allclose(own[:, 1], p["stochastic_trajectory"] / p["eq21"])
     late = record["step"] == LATE
     recorded = np.asarray(drawn[f"σ²_post (step {LATE})"])[:, 1]
     expected = record["var_post"][late] * approx_precision(record["g2"][late], ETA, SIGMA2)

@@ -270,7 +270,7 @@ def network_theory(arrays: dict[str, np.ndarray], max_points: int = 800) -> dict
 
 def add_theory_to_axes(ax: Any, arrays: dict[str, np.ndarray], theory: dict[int, Any] | None) -> None:
     """Draw the stochastic curve and band (g ~ N(0, ⟨g²⟩)) and, for the last analysed step, each evaluated entry's
-    own-gradient prediction on a Fig. 3 axes whose x is η/sqrt(⟨g²⟩)."""
+    own-gradient prediction (``stochastic_trajectory``) on a Fig. 3 axes whose x is η/sqrt(⟨g²⟩)."""
     from figures.style import COLORS
 
     eta, sigma2 = float(arrays["eta"][0]), float(arrays["sigma2"][0])
@@ -288,7 +288,7 @@ def add_theory_to_axes(ax: Any, arrays: dict[str, np.ndarray], theory: dict[int,
         last, window = theory[step]["points"], theory[step]["summary"]["window_steps"]
         ax.scatter(
             eta / np.sqrt(last["g2"]),
-            last["stochastic"],
+            last["stochastic_trajectory"],
             s=14,
             marker="D",
             facecolors="none",
@@ -318,8 +318,9 @@ def _split_legend(ax: Any) -> None:
 def add_ratio_panel(ax: Any, arrays: dict[str, np.ndarray], theory: dict[int, Any]) -> None:
     """Everything at the last analysed step divided by Eq. 21 at the β2-EMA ⟨g²⟩ (Fig. 3's x-axis), on an axes
     sharing the Fig. 3 x-axis: the recorded σ²_post of every sampled entry, each evaluated entry's own-gradient
-    stochastic prediction, Eq. 21 at the entry's memory-weighted mean g² (what the filter has seen; its distance
-    from 1 is the EMA's lag), and the exact fixed point and the Gaussian stochastic curve as lines."""
+    stochastic prediction (``stochastic_trajectory``), Eq. 21 at the entry's memory-weighted mean g² (what the
+    filter has seen; its distance from 1 is the EMA's lag), and the exact fixed point and the Gaussian stochastic
+    curve as lines."""
     from figures.style import COLORS
 
     eta, sigma2 = float(arrays["eta"][0]), float(arrays["sigma2"][0])
@@ -345,7 +346,7 @@ def add_ratio_panel(ax: Any, arrays: dict[str, np.ndarray], theory: dict[int, An
     )
     ax.scatter(
         x,
-        p["stochastic"] / p["eq21"],
+        p["stochastic_trajectory"] / p["eq21"],
         s=12,
         marker="D",
         facecolors="none",
@@ -370,7 +371,7 @@ def add_ratio_panel(ax: Any, arrays: dict[str, np.ndarray], theory: dict[int, An
         label="stochastic, Gaussian g",
     )
     ax.axvline(sigma2, color="tab:purple", lw=1, ls=":")
-    shown = np.concatenate([ratio_all, p["stochastic"] / p["eq21"], p["eq21_memory"] / p["eq21"]])
+    shown = np.concatenate([ratio_all, p["stochastic_trajectory"] / p["eq21"], p["eq21_memory"] / p["eq21"]])
     lo_y, hi_y = np.quantile(shown[np.isfinite(shown)], [0.002, 0.998])
     ax.set_ylim(min(lo_y, 0.9) / 1.05, max(hi_y, 1.1) * 1.05)
     ax.set_xlim(lo, hi)
