@@ -564,8 +564,9 @@ def summary_table(outs: list[Path]) -> str:
         s = report["summary"]
         date = report.get("date") or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.stat().st_mtime))
         detected = s["killed"] + s["error"] + s["timeout"]
+        how = report["sampling"].split(":")[0].split(" ")[0]  # all, seeded (sample), ids
         rows.append(
-            f"| `{report['module']}` | {report['n_found']} | {s['total']} ({report['sampling'].split(':')[0][:40]}) | "
+            f"| `{report['module']}` | {report['n_found']} | {s['total']} ({how}) | "
             f"{detected} | {s['survived']} | {100 * s['score']:.1f} % | {'yes' if current else 'NO (stale)'} | {date} |"
         )
         if current:
