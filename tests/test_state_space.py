@@ -540,6 +540,20 @@ def test_compiled_filter_counts_bad_gradients_and_curvatures_in_one_pass():
     g[1, 0] = np.nan
     with pytest.raises(ValueError, match=r"\(2 entries are not\)$"):
         ss.kalman_filter(g, h, ETA, SIGMA2)
+    h[2, 1] = np.nan  # a NaN curvature is counted by the loop too
+    with pytest.raises(ValueError, match=r"\(2 entries are not\)$"):
+        ss.kalman_filter(g, h, ETA, SIGMA2)
+
+
+def test_zero_initial_variance_is_a_certain_start():
+    """var0 = 0 (closed end of its range): σ²_prior(0) = q, σ²_post(0) = q / (1 + q h), μ_post(0) = a μ0 + σ²_post g
+    (Eqs. 17, 18a, 18b written out for one step of the paper's OU)."""
+    g, h, mean0 = np.array([[0.4, -1.5]]), np.array([[2.0, 0.5]]), np.array([0.7, -0.2])
+    r = ss.kalman_filter(g, h, ETA, SIGMA2, mean0=mean0, var0=0.0)
+    a, q = 1 - ETA**2 / (2 * SIGMA2), ETA**2
+    var_post = q / (1 + q * h[0])
+    np.testing.assert_allclose(r.var_post[0], var_post, rtol=1e-14)
+    np.testing.assert_allclose(r.mean_post[0], a * mean0 + var_post * g[0], rtol=1e-14)
 
 
 def test_joint_filter_checks_the_hessian_and_reads_nested_lists():
