@@ -88,9 +88,14 @@ def test_gradients_at_the_dtype_maximum_keep_parameters_finite(cls: type, dtype:
 
 @pytest.mark.slow
 @_needs_cxx
-def test_fused_adabayes_with_infinite_lr_sgd_and_zero_gradient_stays_put() -> None:
+@pytest.mark.parametrize("fused_path", ["numba", pytest.param("compiled", marks=[pytest.mark.slow, _needs_cxx])])
+def test_fused_adabayes_with_infinite_lr_sgd_and_zero_gradient_stays_put(fused_path: str, monkeypatch) -> None:
     """σ² = inf and no gradient yet: σ²_post = inf and m = 0; the step must be 0, not 0 · inf = NaN (the clamp of
-    σ²_post to the dtype's maximum inside the compiled kernel is what makes it 0)."""
+    σ²_post to the dtype's maximum inside each fused kernel is what makes it 0). ``fused=True`` runs the numba
+    kernel on CPU; the compiled (torch.compile) kernel is its fallback, selected here through ``FUSED``."""
+    from filtering import torch_functional as TF
+
+    monkeypatch.setitem(TF.FUSED, "cpu", fused_path)
     p = torch.tensor([1.0, -2.0, 3.0], requires_grad=True)
     opt = AdaBayes([p], lr_sgd=math.inf, batch_size=10, fused=True)
     p.grad = torch.zeros(3)
