@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -292,8 +294,26 @@ def _log_row(run: _Run, epoch: int, train: tuple[float, float], test: tuple[floa
     return row
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Any:
+    """Hold Ctrl-C until the block ends, then raise it: the checkpoint on disk and ``run.saved`` (what the
+    "interrupted" message reports) change together. Outside the main thread signals cannot be caught: no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def _checkpoint(run: _Run, out_dir: Path) -> None:
-    """Save the verified checkpoint, then the logs (the checkpoint is what a resume trusts)."""
+    """Save the verified checkpoint, then the logs (the checkpoint is what a resume trusts). Ctrl-C is held while
+    the checkpoint is written and counted, so the interruption message names the epoch that is on disk."""
     cfg = run.config.to_dict()
     epoch = len(run.history)
     state = {
@@ -303,8 +323,9 @@ def _checkpoint(run: _Run, out_dir: Path) -> None:
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
     }
-    save_checkpoint(out_dir, state)
-    run.saved = epoch
+    with _sigint_deferred():
+        save_checkpoint(out_dir, state)
+        run.saved = epoch
     write_history(out_dir, cfg, run.history)
 
 
