@@ -12,6 +12,7 @@ PyTorch; :mod:`adabayes.torch` holds the same names.
 
 from __future__ import annotations
 
+
 def _version() -> str:
     """The installed distribution's version (pyproject.toml is its one source)."""
     from importlib import metadata
