@@ -93,11 +93,13 @@ class AdaBayes(BayesFilterOptimizer):
     maximize : bool
         Maximise the objective (the step uses ``-p.grad``), as in ``torch.optim.AdamW``.
     foreach, fused : bool or None
-        Implementation; ``None`` chooses per step: ``fused`` (a compiled multi-tensor step) on CUDA when Triton
-        is available, else ``foreach`` on CUDA and the single-tensor loop on CPU (faster than foreach on small
-        CPUs, see BENCHMARKS.md). ``fused=True`` also runs on CPU through inductor's C++ backend (needs a C++
-        compiler; compiles on the first step). ``single`` and ``foreach`` compute the same numbers bit for bit,
-        ``fused`` up to fp rounding (contracted multiply-adds).
+        Implementation (``filtering.torch_functional.choose_path``); ``None`` chooses per step the fused kernel:
+        numba on CPU (``filtering._fused_cpu``), Triton on CUDA (``filtering._triton_kernels``), where they
+        import; otherwise the single-tensor loop on CPU and ``foreach`` on CUDA. ``fused=True`` runs the same
+        fused kernels, falling back to a torch.compile multi-tensor step where they are missing;
+        ``fused=False`` / ``foreach=True`` select the loop paths. ``single`` and ``foreach`` compute the same
+        numbers bit for bit, the fused kernels up to fp rounding (contracted multiply-adds), see
+        BENCHMARKS.md for their speed.
     capturable : bool
         Keep ``state["step"]`` on the parameter's device and compute the step's scalars there, so ``step()``
         never synchronises with the host and can be captured in a CUDA graph (the hyperparameters are then baked
