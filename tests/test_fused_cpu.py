@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 import pytest
+from gradient_streams import gradient_stream as shared_stream
+from gradient_streams import initial_params as shared_initial
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("numba")
@@ -51,23 +53,11 @@ def fp_scalars(lr, lr_sgd, betas, weight_decay, count, dtype, c=1.0):
 
 def gradient_stream(seed: int, steps: int = STEPS) -> list[list[np.ndarray]]:
     """Mean-loss gradients from 1e-4 to 1e2 with exact zeros: one entry never sees a gradient, 5 % are 0."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(steps):
-        gs = []
-        for s in SHAPES:
-            scale = 10.0 ** rng.uniform(-4, 2, size=s)
-            g = rng.standard_normal(s) * scale + 0.3 * scale
-            g.reshape(-1)[0] = 0.0
-            g[rng.random(s) < 0.05] = 0.0
-            gs.append(g)
-        out.append(gs)
-    return out
+    return shared_stream(SHAPES, seed, steps)
 
 
 def initial_params(seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed + 1000)
-    return [rng.standard_normal(s) for s in SHAPES]
+    return shared_initial(SHAPES, seed)
 
 
 class TorchRun:

@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from gradient_streams import gradient_stream as shared_stream
+from gradient_streams import initial_params as shared_initial
 
 torch = pytest.importorskip("torch")
 
@@ -40,23 +42,11 @@ needs_numba = pytest.mark.skipif(numba_missing, reason="numba is not importable"
 
 def _gradients(seed: int, steps: int = STEPS) -> list[list[np.ndarray]]:
     """Mean-loss gradients from 1e-4 to 1e2 with exact zeros (one entry per tensor never sees a gradient)."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(steps):
-        gs = []
-        for s in SHAPES:
-            scale = 10.0 ** rng.uniform(-4, 2, size=s)
-            g = rng.standard_normal(s) * scale + 0.3 * scale
-            g.reshape(-1)[0] = 0.0
-            g[rng.random(s) < 0.05] = 0.0
-            gs.append(g)
-        out.append(gs)
-    return out
+    return shared_stream(SHAPES, seed, steps)
 
 
 def _initial(seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed + 1000)
-    return [rng.standard_normal(s) for s in SHAPES]
+    return shared_initial(SHAPES, seed)
 
 
 class Counter:
