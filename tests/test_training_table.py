@@ -276,3 +276,24 @@ def test_verdict_options_are_checked(tmp_path, capsys):
     assert main(["table", "--protocol", "best", "--out", out]) == 2
     assert "invalid choice: 'best'" in capsys.readouterr().err
     assert not (tmp_path / "v").exists()
+
+
+def test_a_worker_whose_run_was_interrupted_starts_no_queued_run(tmp_path, monkeypatch):
+    """CI stop 16: a Ctrl-C held during a checkpoint write is raised after it, bypassing the worker's SIGINT
+    handler; the worker then took the run already queued to it and trained it to the end. Any interruption of a
+    run must stop the worker's later tasks."""
+    from simulations.training import loop, table
+
+    calls = []
+
+    def interrupted_train(*args, **kwargs):
+        calls.append(kwargs["out_dir"])
+        raise KeyboardInterrupt  # what ``_sigint_deferred`` raises after the write, the handler never having run
+
+    monkeypatch.setattr(loop, "train", interrupted_train)
+    monkeypatch.setattr(table, "_INTERRUPTED", type(table._INTERRUPTED)())
+    with pytest.raises(KeyboardInterrupt):
+        table._train_one(None, "cpu", str(tmp_path / "a"), 1, False)
+    with pytest.raises(KeyboardInterrupt):
+        table._train_one(None, "cpu", str(tmp_path / "b"), 1, False)  # the queued task
+    assert calls == [str(tmp_path / "a")]

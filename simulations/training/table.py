@@ -115,15 +115,21 @@ def _train_one(
     set_threads(threads)
     resume = (Path(out_dir) / CHECKPOINT).is_file()
     # a folder without checkpoint holds no resumable run (at most a log written just before an interruption)
-    result = train(
-        config,
-        device=device,
-        out_dir=out_dir,
-        resume=resume,
-        overwrite=not resume,
-        progress=progress,
-        verify_data=verify_data,
-    )
+    try:
+        result = train(
+            config,
+            device=device,
+            out_dir=out_dir,
+            resume=resume,
+            overwrite=not resume,
+            progress=progress,
+            verify_data=verify_data,
+        )
+    except KeyboardInterrupt:
+        # however the interruption reached the run (this handler, or a Ctrl-C held during a checkpoint write and
+        # raised after it), the tasks already queued to this worker must not start
+        _INTERRUPTED.set()
+        raise
     return [dict(row, loaded=i < result.resumed_from) for i, row in enumerate(result.history)]
 
 
