@@ -22,6 +22,7 @@ check; it converges more slowly than :func:`fit`, to the same maximum.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ Z95 = 1.959963984540054
 STARTS = 2  # runs of the optimiser per stream, from the best points of a grid
 STALL = 10  # iterations without progress after which a problem stops (unconverged)
 TILE_BYTES = 64 * 2**20  # data copied side by side so that one kernel call evaluates many parameter columns
+TILED_KEPT = 3  # tilings of the data kept between likelihood calls (each at most TILE_BYTES per array)
 _DEBUG = False  # two-sided 95 % normal quantile
 
 
@@ -196,6 +198,32 @@ def _initial_state(init: str | tuple[np.ndarray, np.ndarray], kind: str, sigma2:
     return np.zeros(n), np.full(n, np.inf)  # exact diffuse (also "paper" for a random walk, σ² = ∞)
 
 
+class _Tilings:
+    """Streams repeated side by side (C-contiguous), the last :data:`TILED_KEPT` tilings kept between calls.
+
+    A Newton iteration alternates between the derivative batch and the line search, and rebuilding a tiling
+    costs more than the filter pass it feeds.
+    """
+
+    def __init__(self, streams: Streams) -> None:
+        self.streams = streams
+        self.kept: OrderedDict[tuple[bytes, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+
+    def get(self, cols: np.ndarray, copies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(tiled cols (M·C,), obs (T, M·C), h (T or 1, M·C))`` for the streams ``cols`` repeated ``copies`` times."""
+        key = (cols.tobytes(), copies)
+        if key in self.kept:
+            self.kept.move_to_end(key)
+            return self.kept[key]
+        while len(self.kept) >= TILED_KEPT:
+            self.kept.popitem(last=False)
+        tiled = np.tile(cols, copies)
+        # np.take along an axis gathers C-contiguous rows about 6x faster than fancy indexing obs[:, tiled]
+        obs, h = (np.take(np.ascontiguousarray(x), tiled, axis=1) for x in (self.streams.obs, self.streams.h))
+        self.kept[key] = (tiled, obs, h)
+        return self.kept[key]
+
+
 def _loglik_function(
     streams: Streams, model: _Model, init: str | tuple[np.ndarray, np.ndarray], burn: int
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
@@ -203,6 +231,7 @@ def _loglik_function(
 
     The M copies are M passes of the kernel over the same (T, C) data, each with its own parameters.
     """
+    tilings = _Tilings(streams)
 
     def one_pass(theta: np.ndarray, obs: np.ndarray, h: np.ndarray, cols: np.ndarray) -> np.ndarray:
         p = model.natural(theta)
@@ -237,26 +266,21 @@ def _loglik_function(
         if theta.shape[1] % c:
             raise ValueError(f"theta must have a multiple of {c} columns, got {theta.shape[1]}")
         # copies of the data side by side, as many as fit in TILE_BYTES, so that one kernel call does many
-        # evaluations (a call costs more than a small problem's filter)
-        per_copy = streams.obs.shape[0] * c * 8
-        copies = max(1, min(theta.shape[1] // c, TILE_BYTES // max(per_copy, 1)))
+        # evaluations (a call costs more than a small problem's filter); the M copies go in equal parts (the
+        # last one padded with copies of the first), so that every part reuses one tiled array
+        m = theta.shape[1] // c
+        largest = max(1, TILE_BYTES // max(streams.obs.shape[0] * c * 8, 1))
+        n_parts = -(-m // largest)
+        copies = -(-m // n_parts)
+        tiled, obs, h = tilings.get(cols, copies)
         parts = []
-        for i in range(0, theta.shape[1], copies * c):
-            part = theta[:, i : i + copies * c]
-            tiled, obs, h = _tiled(cols, part.shape[1] // c)
-            parts.append(one_pass(part, obs, h, tiled))
+        for i in range(0, m, copies):
+            part = theta[:, i * c : (i + copies) * c]
+            width = part.shape[1]
+            if width < copies * c:
+                part = np.concatenate([part, theta[:, : copies * c - width]], axis=1)
+            parts.append(one_pass(part, obs, h, tiled)[:width])
         return np.concatenate(parts)
-
-    cache: dict[tuple[bytes, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def _tiled(cols: np.ndarray, copies: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The streams ``cols`` repeated ``copies`` times side by side (C-contiguous), kept for the next call."""
-        key = (cols.tobytes(), copies)
-        if key not in cache:
-            cache.clear()
-            tiled = np.tile(cols, copies)
-            cache[key] = (tiled, np.ascontiguousarray(streams.obs[:, tiled]), np.ascontiguousarray(streams.h[:, tiled]))
-        return cache[key]
 
     return loglik
 

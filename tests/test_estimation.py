@@ -59,6 +59,22 @@ def test_fit_matches_scipy_on_a_few_streams():
         np.testing.assert_allclose(np.log([res.params[k][i] for k in res.names]), sp.x, atol=1e-3)
 
 
+@pytest.mark.parametrize("model", ["ou", "ar2"])
+def test_fits_do_not_depend_on_how_the_perturbed_copies_are_batched(monkeypatch, model):
+    """The likelihood's perturbed copies go through the kernel in equal parts, the last padded: with a tile that
+    holds 5 copies (so 18 or 32 copies of a Newton step split into padded parts) every number equals the one-call
+    fit bit for bit."""
+    g, h = _simulate(6, 300, seed=24)
+    init = (np.zeros(6), np.full(6, 10.0))  # a second-order prior needs a proper start
+    whole = est.fit(g, h, model=model, init=init)
+    monkeypatch.setattr(est, "TILE_BYTES", 5 * 300 * 6 * 8)
+    monkeypatch.setattr(est, "TILED_KEPT", 1)  # every change of batch rebuilds its tiling
+    parts = est.fit(g, h, model=model, init=init)
+    np.testing.assert_array_equal(parts.loglik, whole.loglik)
+    for name in whole.names:
+        np.testing.assert_array_equal(parts.params[name], whole.params[name])
+
+
 def test_random_walk_and_fixed_noise_scale():
     rng = np.random.default_rng(22)
     steps, n = 1500, 200
