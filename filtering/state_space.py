@@ -13,9 +13,11 @@ Both filters run predict (Eq. 17) then update (Eq. 18a with the exact ``h``, Eq.
 from the posterior ``(mean0, var0)`` -- by default ``(0, σ²)``, as Alg. 1 starts -- at t = -1.
 
 :func:`kalman_filter` treats every entry of the parameter array as an independent scalar filter (Eqs. 16-18,
-41), compiled (:mod:`filtering._scalar_kernel`); :func:`kalman_filter_reference` is the same filter as a plain
-NumPy loop; :func:`joint_kalman_filter` (:mod:`filtering.joint_filter`, re-exported here) tracks an
-n-dimensional w* with a full covariance, for small n, with the same interface. Every step of every filter is
+41), compiled (:mod:`filtering._scalar_kernel`) or, while a process has filtered too little to repay loading the
+compiled code, as a NumPy loop with the same bits (:mod:`filtering._filter_choice`);
+:func:`kalman_filter_reference` is the same filter as a plain NumPy loop; :func:`joint_kalman_filter`
+(:mod:`filtering.joint_filter`, re-exported here) tracks an n-dimensional w* with a full covariance, for small n,
+with the same interface. Every step of every filter is
 computed by the primitives of :mod:`filtering.kalman_step`.
 """
 
@@ -27,7 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from . import _scalar_kernel
+from . import _filter_choice
 from . import kalman_step as ks
 from .joint_filter import JointKalmanResult, joint_kalman_filter
 from .ou import broadcast_transition, transition
@@ -292,7 +294,9 @@ def kalman_filter(
     Each step: ``μ_prior = a μ_post`` (Eq. 17a), ``σ²_prior = a² σ²_post + q`` (Eq. 17b),
     ``σ²_post = 1 / (1/σ²_prior + h)`` (Eq. 18a), ``μ_post = μ_prior + σ²_post (g + h (μ - μ_prior))`` (Eq. 41;
     the bracket is g itself when the gradient was evaluated at μ = μ_prior, the paper's setting).
-    Compiled with numba; time runs inside cache-sized blocks of parameters, blocks in parallel.
+    Compiled with numba (time runs inside cache-sized blocks of parameters, blocks in parallel) once the
+    process has spent about 0.8 s in the bit-identical NumPy loop that small calls use first
+    (:mod:`filtering._filter_choice`).
 
     Parameters
     ----------
@@ -347,7 +351,7 @@ def _run_scalar_kernel(
     inputs: tuple[np.ndarray, ...] = (),
 ) -> KalmanResult:
     mean_out, var_out = _check_out(out, observations.shape, inputs)
-    bad = _scalar_kernel.run(observations, h_t, a, q, mean0, var0, has_mu=has_mu, mean_out=mean_out, var_out=var_out)
+    bad = _filter_choice.run(observations, h_t, a, q, mean0, var0, has_mu=has_mu, mean_out=mean_out, var_out=var_out)
     if bad:
         raise ValueError(f"h must be >= 0 and g finite everywhere ({bad} entries are not)")
     return KalmanResult(mean_out, var_out, mean0, var0, a, q)

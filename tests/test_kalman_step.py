@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from filtering import _scalar_kernel, kalman_step, ou
+from filtering import _filter_choice, _scalar_kernel, kalman_step, ou
 from filtering import kalman_step as ks
 from filtering import state_space as ss
 
@@ -117,9 +117,14 @@ def _primitive_loop(obs, h, a, q, mean0, var0, has_mu):
     return means, variances
 
 
+# the two implementations of kalman_filter's loop (filtering._filter_choice picks one per call)
+RUNS = {"numba": _scalar_kernel.run, "numpy": _filter_choice.run_numpy}
+
+
+@pytest.mark.parametrize("run", RUNS.values(), ids=RUNS.keys())
 @pytest.mark.parametrize("n", [7, _scalar_kernel.BLOCK + 5], ids=["serial", "parallel"])
 @pytest.mark.parametrize("has_mu", [False, True])
-def test_numba_kernel_is_bitwise_the_primitives(n, has_mu):
+def test_numba_kernel_and_numpy_loop_are_bitwise_the_primitives(n, has_mu, run):
     rng = _rng(4)
     steps = 12
     obs = rng.standard_normal((steps, n)) * 10.0 ** rng.uniform(-3, 3, n)
@@ -129,7 +134,7 @@ def test_numba_kernel_is_bitwise_the_primitives(n, has_mu):
     mean0, var0 = rng.standard_normal(n), 10.0 ** rng.uniform(-3, 0, n)
     var0[1] = np.inf  # σ²_prior = inf before the first step
     mean_out, var_out = np.empty((steps, n)), np.empty((steps, n))
-    bad = _scalar_kernel.run(obs, h, a, q, mean0, var0, has_mu=has_mu, mean_out=mean_out, var_out=var_out)
+    bad = run(obs, h, a, q, mean0, var0, has_mu=has_mu, mean_out=mean_out, var_out=var_out)
     assert bad == 0
     cols = np.r_[0:7, n - 3 : n] if n > 7 else np.arange(n)  # both ends of the last (partial) block
     want_m, want_v = _primitive_loop(obs[:, cols], h[:, cols], a[cols], q[cols], mean0[cols], var0[cols], has_mu)
@@ -137,13 +142,12 @@ def test_numba_kernel_is_bitwise_the_primitives(n, has_mu):
     np.testing.assert_array_equal(var_out[:, cols], want_v)
 
 
-def test_kernel_counts_bad_inputs():
+@pytest.mark.parametrize("run", RUNS.values(), ids=RUNS.keys())
+def test_kernel_counts_bad_inputs(run):
     obs, h = np.zeros((3, 4)), np.ones((3, 4))
     obs[0, 1], obs[2, 2], h[1, 3], h[2, 0] = np.inf, np.nan, -1.0, np.nan
     out = np.empty((2, 3, 4))
-    bad = _scalar_kernel.run(
-        obs, h, np.ones(4), np.ones(4), np.zeros(4), np.ones(4), has_mu=False, mean_out=out[0], var_out=out[1]
-    )
+    bad = run(obs, h, np.ones(4), np.ones(4), np.zeros(4), np.ones(4), has_mu=False, mean_out=out[0], var_out=out[1])
     assert bad == 4
 
 

@@ -69,6 +69,7 @@ TESTS: dict[str, list[str]] = {
     "filtering/validation.py": ["tests/test_validation.py"],
     "filtering/kalman_step.py": ["tests/test_kalman_step.py", "tests/test_state_space.py", "tests/test_rules.py"],
     "filtering/_scalar_kernel.py": ["tests/test_kalman_step.py", "tests/test_state_space.py"],
+    "filtering/_filter_choice.py": ["tests/test_kalman_step.py", "tests/test_filter_choice.py"],
     "filtering/joint_filter.py": ["tests/test_state_space.py"],
     "filtering/state_space.py": ["tests/test_state_space.py", "tests/test_kalman_step.py"],
     "filtering/ou.py": ["tests/test_state_space.py", "tests/test_fixed_point.py", "tests/test_rules.py"],
