@@ -34,6 +34,10 @@ import sys
 import time
 from collections.abc import Callable
 
+# time the compiled kernel on every call: the ski-rental choice (filtering._filter_choice) would run small
+# anchor calls in NumPy (set before filtering is imported; a child process inherits it)
+os.environ["ADABAYES_FILTER_PATH"] = "compiled"
+
 import numba
 import numpy as np
 import simdkalman.primitives as sk
