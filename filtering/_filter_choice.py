@@ -73,25 +73,11 @@ def run(
     mean_out: np.ndarray,
     var_out: np.ndarray,
 ) -> int:
-    """Run the filters on the implementation chosen above; the contract of :func:`filtering._scalar_kernel.run`.
+    """Run the filters on the implementation chosen above, writing μ_post and σ²_post into the outputs.
 
-    Parameters
-    ----------
-    observations : ndarray, shape (T, ...)
-        Gradients g taken at the filter's own μ_prior (``has_mu=False``) or pseudo-observations ``y = g + h μ``.
-    h_t : ndarray, shape (T, ...)
-        Curvature.
-    a, q, mean0, var0 : ndarray, shape (...)
-        OU coefficients (Eq. 14) and the posterior at t = -1.
-    has_mu : bool
-        Whether ``observations`` are pseudo-observations.
-    mean_out, var_out : ndarray, shape (T, ...), C-contiguous float64
-        Outputs.
-
-    Returns
-    -------
-    int
-        The number of bad inputs met (h < 0 or NaN, observation not finite); the outputs are not valid if > 0.
+    Arguments, outputs and the returned count of bad inputs (h < 0 or NaN, observation not finite) are those of
+    :func:`filtering._scalar_kernel.run`: ``observations``, ``h_t``, ``mean_out``, ``var_out`` of shape (T, ...),
+    the OU coefficients ``a``, ``q`` (Eq. 14) and the t = -1 posterior ``mean0``, ``var0`` of shape (...).
     """
     steps = observations.shape[0]
     n = int(np.prod(observations.shape[1:], dtype=np.int64))
