@@ -792,12 +792,17 @@ def _ar2_block(obs, h, lo, hi, phi1, phi2, q, r, mean0, var0, burn, loglik):  # 
     return bad
 
 
-_AR2_PARALLEL = numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")(
-    types.FunctionType(_ar2_loops.__code__, _ar2_loops.__globals__, "_ar2_parallel")
-)
-_AR2_SERIAL = numba.njit(cache=True, nogil=True, error_model="numpy")(
-    types.FunctionType(_ar2_loops.__code__, _ar2_loops.__globals__, "_ar2_serial")
-)
+def _ar2_build(parallel: bool) -> Callable[..., Any]:
+    """One compilation of :func:`_ar2_loops` under its own qualified name: numba keys its disk cache by that
+    name, and the two builds once shared an entry, so the "parallel" kernel ran the serial code."""
+    name = f"_ar2_{'parallel' if parallel else 'serial'}_{_SOURCE_HASH}"
+    clone = types.FunctionType(_ar2_loops.__code__, _ar2_loops.__globals__, name)
+    clone.__qualname__ = name
+    return numba.njit(parallel=parallel, cache=True, nogil=True, error_model="numpy")(clone)
+
+
+_AR2_PARALLEL = _ar2_build(parallel=True)
+_AR2_SERIAL = _ar2_build(parallel=False)
 
 
 def ar2_run(

@@ -375,3 +375,12 @@ def test_ar2_nests_ou_and_integrated_ar1_nests_random_walk():
 def test_ar2_rejects_bad_curvature():
     with pytest.raises(ValueError, match="h must be > 0"):
         lik.ar2_loglik(np.ones((5, 2)), np.array([1.0, 0.0]), 0.5, 0.1, 0.1, var0=1.0)
+
+
+def test_ar2_parallel_and_serial_kernels_do_not_share_a_cache_entry():
+    """numba keys its disk cache by qualified name: both AR(2) builds once had `_ar2_loops`'s, and the parallel
+    one loaded the serial machine code (no speed-up on two threads)."""
+    par, ser = lik._AR2_PARALLEL, lik._AR2_SERIAL
+    assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
+    assert par.py_func.__qualname__ != ser.py_func.__qualname__
+    assert lik._SOURCE_HASH in par.py_func.__qualname__
