@@ -24,7 +24,9 @@ def fresh_ledger(monkeypatch):
     return choice._Ledger
 
 
-def test_small_calls_run_in_numpy_until_their_time_reaches_the_load_cost(fresh_ledger, monkeypatch):
+@pytest.fixture
+def recorded(monkeypatch):
+    """Both implementations replaced by recorders: the list of the paths taken, in call order."""
     calls = []
 
     def recorder(name):
@@ -34,16 +36,50 @@ def test_small_calls_run_in_numpy_until_their_time_reaches_the_load_cost(fresh_l
 
     monkeypatch.setattr(choice, "run_numpy", recorder("numpy"))
     monkeypatch.setattr(kernel, "run", recorder("compiled"))
+    return calls
+
+
+def _call(shape):
+    g, n = np.zeros(shape), int(np.prod(shape[1:]))
+    choice.run(g, g, np.ones(n), np.ones(n), np.zeros(n), np.ones(n), has_mu=False, mean_out=g, var_out=g)
+
+
+def test_small_calls_run_in_numpy_until_their_time_reaches_the_load_cost(fresh_ledger, recorded, monkeypatch):
     monkeypatch.setattr(choice, "LOAD_SECONDS", 1e-3)
-    g = np.zeros((10, 3))
     assert 1e-5 < choice.numpy_seconds(10, 3) < 5e-4
     for spent in (0.0, 5e-4, 9.99e-4):  # the ledger as the NumPy calls would have filled it
         fresh_ledger.spent = spent
-        choice.run(g, g, np.ones(3), np.ones(3), np.zeros(3), np.ones(3), has_mu=False, mean_out=g, var_out=g)
+        _call((10, 3))
     # 0.999 ms spent + this call's predicted time > 1 ms: the kernel is loaded, and kept even when the ledger says less
     fresh_ledger.spent = 0.0
-    choice.run(g, g, np.ones(3), np.ones(3), np.zeros(3), np.ones(3), has_mu=False, mean_out=g, var_out=g)
-    assert calls == ["numpy", "numpy", "compiled", "compiled"]
+    _call((10, 3))
+    assert recorded == ["numpy", "numpy", "compiled", "compiled"]
+
+
+def test_the_prediction_uses_the_call_s_steps_and_every_parameter_axis(fresh_ledger, recorded, monkeypatch):
+    """A (100, 2, 2) call costs more than a 100-step call of 1 filter and than a 4-step call of 4 filters."""
+    small, full = choice.numpy_seconds(100, 1), choice.numpy_seconds(100, 4)
+    assert choice.numpy_seconds(4, 4) < small < full
+    monkeypatch.setattr(choice, "LOAD_SECONDS", (small + full) / 2)
+    _call((100, 2, 2))
+    assert recorded == ["compiled"]
+
+
+def test_a_call_bringing_the_ledger_exactly_to_the_load_cost_runs_in_numpy(fresh_ledger, recorded, monkeypatch):
+    monkeypatch.setattr(choice, "LOAD_SECONDS", choice.numpy_seconds(10, 3))
+    _call((10, 3))
+    assert recorded == ["numpy"] and not fresh_ledger.compiled
+
+
+@pytest.mark.parametrize("path", ["compiled", "numpy", " Compiled ", "NUMPY"])
+def test_the_override_fixes_the_path_whatever_the_workload(fresh_ledger, recorded, monkeypatch, path):
+    monkeypatch.setenv("ADABAYES_FILTER_PATH", path)
+    monkeypatch.setattr(choice, "LOAD_SECONDS", choice.numpy_seconds(10, 3) * 100)  # auto would pick NumPy
+    _call((10, 3))
+    fresh_ledger.spent = 1e9  # auto would pick the compiled kernel
+    _call((10, 3))
+    want = path.strip().lower()
+    assert recorded == [want, want]
 
 
 def test_a_call_predicted_to_cost_more_than_the_load_goes_compiled_at_once(fresh_ledger):
