@@ -75,6 +75,33 @@ def test_fits_do_not_depend_on_how_the_perturbed_copies_are_batched(monkeypatch,
         np.testing.assert_array_equal(parts.params[name], whole.params[name])
 
 
+def test_a_burn_in_with_time_varying_h_counts_exactly_the_later_steps():
+    """ℓ with ``burn = b`` is log p(y(b..T-1) | y(0..b-1)) = ℓ(all steps) - ℓ(first b steps) (chain rule), each
+    side from :func:`filtering.likelihood.ar1_loglik` without a burn-in; h varies in time, so the burn-in must
+    hand the filter h's first b rows, not any others."""
+    g, h = _simulate(5, 60, seed=25)
+    eta2, burn = 0.02, 7
+    fun = est._loglik_function(est.observations(g, h), est._Model("random_walk", "paper", 1.0), "diffuse", burn)
+    ours = fun(np.log(np.full((1, 5), eta2)), np.arange(5))
+    full = lik.ar1_loglik(g, h, 1.0, eta2, mu=0.0, var0=np.inf).loglik
+    first = lik.ar1_loglik(g[:burn], h[:burn], 1.0, eta2, mu=0.0, var0=np.inf).loglik
+    np.testing.assert_allclose(ours, full - first, rtol=1e-10)
+
+
+def test_a_known_initial_state_var0_zero_is_accepted():
+    """``init=(mean0, 0)``: w*(-1) known exactly is a valid start (var0 = 0 is allowed, as in the filters)."""
+    g, h = _simulate(4, 200, seed=26)
+    res = est.fit(g, h, model="ou", init=(np.zeros(4), np.zeros(4)))
+    assert np.isfinite(res.loglik).all() and res.converged.all()
+
+
+def test_a_problem_that_stops_improving_stops_after_stall_iterations():
+    """A flat objective never converges (its Hessian is not negative definite) and never rises: it stops after
+    :data:`STALL` iterations, not at ``max_iter``."""
+    opt = est.maximise(lambda theta, _cols: np.zeros(theta.shape[1]), np.zeros((2, 3)), max_iter=100)
+    assert opt.iterations == est.STALL and not opt.converged.any()
+
+
 def test_random_walk_and_fixed_noise_scale():
     rng = np.random.default_rng(22)
     steps, n = 1500, 200

@@ -373,7 +373,8 @@ def test_ar2_nests_ou_and_integrated_ar1_nests_random_walk():
 
 
 def test_ar2_rejects_bad_curvature():
-    with pytest.raises(ValueError, match="h must be > 0"):
+    # h = 0 for one parameter at each of the 5 steps: 5 bad entries, counted
+    with pytest.raises(ValueError, match=r"h must be > 0 and g finite everywhere \(5 entries are not\)"):
         lik.ar2_loglik(np.ones((5, 2)), np.array([1.0, 0.0]), 0.5, 0.1, 0.1, var0=1.0)
 
 
@@ -384,3 +385,28 @@ def test_ar2_parallel_and_serial_kernels_do_not_share_a_cache_entry():
     assert par.targetoptions.get("parallel") and not ser.targetoptions.get("parallel")
     assert par.py_func.__qualname__ != ser.py_func.__qualname__
     assert lik._SOURCE_HASH in par.py_func.__qualname__
+
+
+def test_a_static_latent_q_zero_is_bayesian_regression():
+    """q = 0 with a = 1 (w* constant) is allowed: after T steps σ²_post = 1 / (1/var0 + Σ h) (Eq. 18a summed)."""
+    rng = np.random.default_rng(30)
+    g, h = rng.standard_normal((25, 4)), rng.uniform(0.5, 2.0, (25, 4))
+    res = lik.ar1_loglik(g, h, 1.0, 0.0, mu=0.0, var0=0.7, keep="float64")
+    np.testing.assert_allclose(res.filtered.var_post[-1], 1.0 / (1.0 / 0.7 + h.sum(axis=0)), rtol=1e-12)
+
+
+def test_a_single_step_is_one_gaussian_density():
+    """T = 1: ℓ = log N(g; 0, S) with S = h² σ²_prior + h (Eqs. 12, 16a), σ²_prior = a² σ² + q (Eq. 17b)."""
+    g, h = np.array([[0.3, -1.2]]), np.array([[0.8, 2.5]])
+    a, q = ou.transition(ETA, SIGMA2)
+    s = h[0] ** 2 * (a * a * SIGMA2 + q) + h[0]
+    want = -0.5 * (np.log(2 * np.pi * s) + g[0] ** 2 / s)
+    np.testing.assert_allclose(lik.kalman_loglik(g, h, ETA, SIGMA2).loglik, want, rtol=1e-13)
+
+
+def test_advance_checks_the_chunk_it_is_given():
+    state = lik.start_state(0.99, 0.01, 0.0, 1.0, n=3)
+    with pytest.raises(ValueError, match=r"obs must have shape \(T, 3\) with T >= 1, got \(2, 4\)"):
+        lik.advance(state, np.zeros((2, 4)), np.ones((1, 3)), has_mu=False)
+    with pytest.raises(ValueError, match=r"with T >= 1, got \(0, 3\)"):
+        lik.advance(state, np.zeros((0, 3)), np.ones((1, 3)), has_mu=False)

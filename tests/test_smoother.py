@@ -174,6 +174,41 @@ def test_joint_smoother_matches_pykalman(seed):
     assert np.max(np.abs(ours.lag_cov[1:] - pairs[1:])) <= 1e-10 * np.max(np.abs(pairs[1:]))
 
 
+def test_joint_lag_covariances_including_the_initial_one_are_the_gaussian_conditional():
+    """Cov(w(t), w(t-1) | all y) for t = 0..T-1, with a full t = -1 covariance and a non-symmetric A (so that no
+    transpose can be dropped), from the joint Gaussian of (w(-1), ..., w(T-1), y) written out block by block."""
+    rng = np.random.default_rng(12)
+    n, steps = 3, 6
+    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
+    hess = basis @ np.diag(10.0 ** rng.uniform(-1, 1, n)) @ basis.T
+    a_mat = np.array([[0.9, 0.3, 0.0], [-0.2, 0.8, 0.1], [0.05, 0.0, 0.95]])
+    q_mat = np.array([[0.02, 0.005, 0.0], [0.005, 0.03, 0.0], [0.0, 0.0, 0.01]])
+    root = rng.standard_normal((n, n))
+    cov0 = root @ root.T + 0.1 * np.eye(n)
+    g, mu = rng.standard_normal((steps, n)), rng.standard_normal((steps, n))
+    filtered = ss.joint_kalman_filter(g, hess, 0.1, 0.1, mu=mu, var0=cov0, transition_matrix=a_mat, process_noise=q_mat)
+    ours = joint_rts_smoother(filtered, a_mat, cov0=cov0)
+    # prior of x = (w(-1), ..., w(T-1)), mean 0: Cov(w(i), w(j)) = A^(i-j) V_j for i >= j, V_t = A V_(t-1) Aᵀ + Q
+    var = [cov0]
+    for _ in range(steps):
+        var.append(a_mat @ var[-1] @ a_mat.T + q_mat)
+    big = np.zeros((n * (steps + 1), n * (steps + 1)))
+    for i in range(steps + 1):
+        for j in range(i + 1):
+            block = np.linalg.matrix_power(a_mat, i - j) @ var[j]
+            big[i * n : (i + 1) * n, j * n : (j + 1) * n] = block
+            big[j * n : (j + 1) * n, i * n : (i + 1) * n] = block.T
+    # y(t) = H w(t) + N(0, H) adds H to the precision of w(t), t >= 0
+    precision = np.linalg.inv(big)
+    for t in range(steps):
+        precision[(t + 1) * n : (t + 2) * n, (t + 1) * n : (t + 2) * n] += hess
+    post = np.linalg.inv(precision)
+    want = np.stack([post[(t + 1) * n : (t + 2) * n, t * n : (t + 1) * n] for t in range(steps)])
+    assert np.max(np.abs(ours.lag_cov - want)) <= 1e-9 * np.max(np.abs(want))
+    covs = np.stack([post[(t + 1) * n : (t + 2) * n, (t + 1) * n : (t + 2) * n] for t in range(steps)])
+    assert np.max(np.abs(ours.cov - covs)) <= 1e-9 * np.max(np.abs(covs))
+
+
 def test_joint_smoother_matches_simdkalman():
     """simdkalman's multivariate predict / update / smooth primitives (one batch of a 3-dimensional state)."""
     rng = np.random.default_rng(10)

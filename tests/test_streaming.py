@@ -78,7 +78,9 @@ def test_constant_h_without_time_axis_and_single_steps():
 @pytest.mark.parametrize(
     ("call", "match"),
     [
-        (lambda sf: sf.update(np.ones((3, 4)), 1.0), "shape"),
+        (lambda sf: sf.update(np.ones((3, 4)), 1.0), r"g must have shape \(T, \*\(5,\)\) with T >= 1"),
+        (lambda sf: sf.update(np.ones((0, 5)), 1.0), r"g must have shape .* with T >= 1, got \(0, 5\)"),
+        (lambda sf: sf.update(np.ones((3, 5, 1)), 1.0), "g must have shape"),
         (lambda sf: sf.update(np.ones((3, 5)), -1.0), "h must be > 0"),
         (lambda sf: sf.result("float16"), "dtype"),
         (lambda sf: sf.result(), "no steps"),
@@ -87,6 +89,23 @@ def test_constant_h_without_time_axis_and_single_steps():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call(StreamingFilter(5, ETA, SIGMA2))
+
+
+def test_a_single_filter_and_exact_or_known_starts():
+    """shape 1 is one filter; var0 = inf (exact diffuse) and var0 = 0 (w*(-1) known) are valid starts, each equal
+    bit for bit to the in-memory likelihood from the same start."""
+    g, h = _data(40, 1, seed=5)
+    for var0 in (np.inf, 0.0, None):
+        sf = StreamingFilter(1, ETA, SIGMA2, var0=var0)
+        sf.update(g, h)
+        full = lik.kalman_loglik(g, h, ETA, SIGMA2, var0=var0)
+        np.testing.assert_array_equal(sf.result().loglik, full.loglik)
+
+
+@pytest.mark.parametrize("bad", [np.ones((2, 3), dtype=complex), np.ones((2, 3), dtype=bool), np.full((2, 3), "x")])
+def test_non_real_gradients_are_a_type_error(bad):
+    with pytest.raises(TypeError, match="g must hold real numbers"):
+        StreamingFilter(3, ETA, SIGMA2).update(bad, 1.0)
 
 
 def test_stream_filter_checks_chunks():
