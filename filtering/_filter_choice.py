@@ -2,7 +2,7 @@
 
 Two implementations of one loop give bit-for-bit the same numbers (both evaluate the primitives of
 :mod:`filtering.kalman_step` in the same order; tested): a NumPy loop over time, vectorised over parameters, and
-the compiled kernel of :mod:`filtering._scalar_kernel`. The compiled kernel is 3-30x faster per call, but its
+the compiled kernel of :mod:`filtering._scalar_kernel`. The compiled kernel is 3-14x faster per call, but its
 first call in a process costs about :data:`LOAD_SECONDS` (importing numba, loading the cached machine code), which
 is more than the whole of a small filter. The choice is the ski-rental rule: calls run in NumPy while the time
 spent there, including the call at hand, stays within :data:`LOAD_SECONDS`; after that the kernel is loaded once
