@@ -68,22 +68,21 @@ def _median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def _interleaved_min(fns: list[Callable[[], object]], repeats: int, clock: str = "wall") -> list[float]:
-    """Fastest of ``repeats`` runs of each function, the functions taking turns (after one warm-up each).
-
-    ``clock="wall"``: ``time.perf_counter``; ``"cpu"``: ``time.process_time`` (CPU seconds of every thread of
-    this process: on a machine shared with other jobs, the work done rather than the time waited for a core).
-    """
-    now = time.perf_counter if clock == "wall" else time.process_time
+def _interleaved_min(fns: list[Callable[[], object]], repeats: int) -> tuple[list[float], list[float]]:
+    """Fastest of ``repeats`` runs of each function, the functions taking turns (after one warm-up each), on two
+    clocks read around the same runs: wall (``time.perf_counter``) and CPU (``time.process_time``, CPU seconds of
+    every thread of this process: on a machine shared with other jobs, the work done rather than the time waited
+    for a core). Returns ``(wall, cpu)``, one best time per function each."""
     for fn in fns:
         fn()
-    best = [float("inf")] * len(fns)
+    wall, cpu = [float("inf")] * len(fns), [float("inf")] * len(fns)
     for _ in range(repeats):
         for i, fn in enumerate(fns):
-            start = now()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
-            best[i] = min(best[i], now() - start)
-    return best
+            wall[i] = min(wall[i], time.perf_counter() - start)
+            cpu[i] = min(cpu[i], time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def _likelihood_ratios(g: np.ndarray, h: np.ndarray, buffers: tuple[np.ndarray, np.ndarray], repeats: int) -> dict:
@@ -115,11 +114,9 @@ def _likelihood_ratios(g: np.ndarray, h: np.ndarray, buffers: tuple[np.ndarray, 
         sf.update(g[t0 : t0 + 64], h[t0 : t0 + 64])
     assert np.array_equal(sf.result().loglik, full.loglik)
     out: dict[str, float] = {}
-    for clock in ("wall", "cpu"):
-        t_anchor, t_keep, t_only, t_stream = _interleaved_min(
-            [anchor, loglik_keep, loglik_only, streaming], repeats, clock
-        )
-        suffix = "" if clock == "wall" else "_cpu"
+    for suffix, (t_anchor, t_keep, t_only, t_stream) in zip(
+        ("", "_cpu"), _interleaved_min([anchor, loglik_keep, loglik_only, streaming], repeats), strict=True
+    ):
         out |= {
             f"loglik_kernel_over_kalman_filter{suffix}": t_keep / t_anchor,
             f"loglik_only_over_kalman_filter{suffix}": t_only / t_anchor,
@@ -149,8 +146,7 @@ def _dask_ratio(steps: int, n: int, block: int, repeats: int) -> dict:
 
     assert np.array_equal(single().stacked(), local().stacked())  # type: ignore[attr-defined]
     with dask.config.set(scheduler="threads", num_workers=os.cpu_count()):
-        t_single, t_local = _interleaved_min([single, local], repeats)
-        c_single, c_local = _interleaved_min([single, local], repeats, "cpu")
+        (t_single, t_local), (c_single, c_local) = _interleaved_min([single, local], repeats)
     return {
         "dask_problem": f"N={n} x T={steps}, blocks of {block} parameters, local threaded scheduler",
         "dask_single_process_s": t_single,
@@ -160,19 +156,20 @@ def _dask_ratio(steps: int, n: int, block: int, repeats: int) -> dict:
     }
 
 
-def _anchor_ns_per_step(steps: int, n: int, seed: int, clock: str = "wall") -> float:
-    """kalman_filter's fastest time per filter-step (preallocated outputs) on a problem that fits in memory."""
+def _anchor_ns_per_step(steps: int, n: int, seed: int) -> tuple[float, float]:
+    """kalman_filter's fastest (wall, CPU) time per filter-step (preallocated outputs) on a problem that fits in
+    memory."""
     g, h = _problem(steps, n, seed)
     bufs = (np.empty_like(g), np.empty_like(g))
-    return _interleaved_min([lambda: ss.kalman_filter(g, h, ETA, SIGMA2, out=bufs)], 5, clock)[0] * 1e9 / g.size
+    (wall,), (cpu,) = _interleaved_min([lambda: ss.kalman_filter(g, h, ETA, SIGMA2, out=bufs)], 5)
+    return wall * 1e9 / g.size, cpu * 1e9 / g.size
 
 
 def _big_stream_child(n: int, steps: int, chunk: int, seed: int) -> dict:
     """In a fresh process: kalman_filter per step (1e5 x 100, same process), then the streaming filter over
     n x steps with gradients drawn chunk by chunk into three reused buffers; peak RSS at the end."""
     rng = np.random.default_rng(seed)
-    anchor_ns = _anchor_ns_per_step(100, 100_000, seed + 1)
-    anchor_cpu_ns = _anchor_ns_per_step(100, 100_000, seed + 1, clock="cpu")
+    anchor_ns, anchor_cpu_ns = _anchor_ns_per_step(100, 100_000, seed + 1)
     warm = StreamingFilter(2 * lik.BLOCK, ETA, SIGMA2)  # compile (or load) the threaded kernel before timing
     warm.update(np.ones((2, 2 * lik.BLOCK)), 1.0)
     sf = StreamingFilter(n, ETA, SIGMA2)
