@@ -218,8 +218,8 @@ class _Tilings:
         while len(self.kept) >= TILED_KEPT:
             self.kept.popitem(last=False)
         tiled = np.tile(cols, copies)
-        # np.take along an axis gathers C-contiguous rows about 6x faster than fancy indexing obs[:, tiled]
-        obs, h = (np.take(np.ascontiguousarray(x), tiled, axis=1) for x in (self.streams.obs, self.streams.h))
+        # np.take along an axis gathers the (C-contiguous) streams about 6x faster than fancy indexing obs[:, tiled]
+        obs, h = (np.take(x, tiled, axis=1) for x in (self.streams.obs, self.streams.h))
         self.kept[key] = (tiled, obs, h)
         return self.kept[key]
 
