@@ -140,17 +140,26 @@ def test_diffuse_start_has_no_smoothed_initial_state():
     assert np.isfinite(ours.mean).all() and np.isfinite(ours.var).all()
 
 
-@pytest.mark.parametrize("seed", [6, 7])
-def test_joint_smoother_matches_pykalman(seed):
+def _joint_problem(seed, steps, a_mat, q_mat, cov0):
+    """A 3-dimensional w* with a full Hessian H (random basis, eigenvalues 0.1-10), gradients g and evaluation
+    points μ drawn after H from one generator; returns ``(hess, y, filtered)`` with y = g + μ H the
+    pseudo-observations and the joint filter run from the t = -1 posterior N(0, cov0)."""
     rng = np.random.default_rng(seed)
-    n, steps = 3, 30
+    n = a_mat.shape[0]
     basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
     hess = basis @ np.diag(10.0 ** rng.uniform(-1, 1, n)) @ basis.T
+    g, mu = rng.standard_normal((steps, n)), rng.standard_normal((steps, n))
+    filtered = ss.joint_kalman_filter(g, hess, 0.1, 0.1, mu=mu, var0=cov0, transition_matrix=a_mat, process_noise=q_mat)
+    return hess, g + mu @ hess, filtered
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_joint_smoother_matches_pykalman(seed):
+    n = 3
     a_mat = np.array([[0.9, 0.05, 0.0], [-0.1, 0.8, 0.02], [0.0, 0.03, 0.95]])
     q_mat = np.diag([0.02, 0.03, 0.01])
     cov0 = np.diag([0.3, 0.2, 0.1])
-    g, mu = rng.standard_normal((steps, n)), rng.standard_normal((steps, n))
-    filtered = ss.joint_kalman_filter(g, hess, 0.1, 0.1, mu=mu, var0=cov0, transition_matrix=a_mat, process_noise=q_mat)
+    hess, y, filtered = _joint_problem(seed, 30, a_mat, q_mat, cov0)
     ours = joint_rts_smoother(filtered, a_mat, cov0=cov0)
     kf = PykalmanKalmanFilter(
         transition_matrices=a_mat,
@@ -160,7 +169,6 @@ def test_joint_smoother_matches_pykalman(seed):
         initial_state_mean=np.zeros(n),
         initial_state_covariance=a_mat @ cov0 @ a_mat.T + q_mat,
     )
-    y = g + mu @ hess
     m, c = kf.smooth(y)
     assert _rel(ours.mean, m) <= 1e-10
     assert np.max(np.abs(ours.cov - c)) <= 1e-10 * np.max(np.abs(c))
@@ -177,16 +185,12 @@ def test_joint_smoother_matches_pykalman(seed):
 def test_joint_lag_covariances_including_the_initial_one_are_the_gaussian_conditional():
     """Cov(w(t), w(t-1) | all y) for t = 0..T-1, with a full t = -1 covariance and a non-symmetric A (so that no
     transpose can be dropped), from the joint Gaussian of (w(-1), ..., w(T-1), y) written out block by block."""
-    rng = np.random.default_rng(12)
     n, steps = 3, 6
-    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
-    hess = basis @ np.diag(10.0 ** rng.uniform(-1, 1, n)) @ basis.T
     a_mat = np.array([[0.9, 0.3, 0.0], [-0.2, 0.8, 0.1], [0.05, 0.0, 0.95]])
     q_mat = np.array([[0.02, 0.005, 0.0], [0.005, 0.03, 0.0], [0.0, 0.0, 0.01]])
-    root = rng.standard_normal((n, n))
+    root = np.random.default_rng(13).standard_normal((n, n))
     cov0 = root @ root.T + 0.1 * np.eye(n)
-    g, mu = rng.standard_normal((steps, n)), rng.standard_normal((steps, n))
-    filtered = ss.joint_kalman_filter(g, hess, 0.1, 0.1, mu=mu, var0=cov0, transition_matrix=a_mat, process_noise=q_mat)
+    hess, _, filtered = _joint_problem(12, steps, a_mat, q_mat, cov0)
     ours = joint_rts_smoother(filtered, a_mat, cov0=cov0)
     # prior of x = (w(-1), ..., w(T-1)), mean 0: Cov(w(i), w(j)) = A^(i-j) V_j for i >= j, V_t = A V_(t-1) Aᵀ + Q
     var = [cov0]
@@ -211,17 +215,12 @@ def test_joint_lag_covariances_including_the_initial_one_are_the_gaussian_condit
 
 def test_joint_smoother_matches_simdkalman():
     """simdkalman's multivariate predict / update / smooth primitives (one batch of a 3-dimensional state)."""
-    rng = np.random.default_rng(10)
     n, steps = 3, 25
-    basis = np.linalg.qr(rng.standard_normal((n, n)))[0]
-    hess = basis @ np.diag(10.0 ** rng.uniform(-1, 1, n)) @ basis.T
     a_mat = np.array([[0.95, 0.02, 0.0], [-0.05, 0.85, 0.01], [0.02, 0.0, 0.9]])
     q_mat = np.array([[0.02, 0.004, 0.0], [0.004, 0.03, 0.0], [0.0, 0.0, 0.01]])
     cov0 = np.diag([0.2, 0.3, 0.1])
-    g, mu = rng.standard_normal((steps, n)), rng.standard_normal((steps, n))
-    filtered = ss.joint_kalman_filter(g, hess, 0.1, 0.1, mu=mu, var0=cov0, transition_matrix=a_mat, process_noise=q_mat)
+    hess, y, filtered = _joint_problem(10, steps, a_mat, q_mat, cov0)
     ours = joint_rts_smoother(filtered, a_mat, cov0=cov0)
-    y = g + mu @ hess  # pseudo-observations y = H w* + N(0, H)
     trans, noise = a_mat[None], q_mat[None]
     mean, cov = np.zeros((1, n, 1)), cov0[None]  # the t = -1 posterior
     posts = []
